@@ -1,0 +1,70 @@
+//! The core of plimsoll: tenant-scoped metrics whose cardinality is bounded
+//! whatever the traffic, and their exposition for Prometheus.
+//!
+//! ```
+//! use plimsoll_core::{Format, Telemetry, impl_label_set};
+//!
+//! #[derive(Clone, Debug, Hash, PartialEq, Eq)]
+//! struct Checkout { payment: &'static str }
+//! impl_label_set!(Checkout { payment });
+//!
+//! let telemetry = Telemetry::builder()
+//!     .with_const_label("service", "shop")
+//!     .with_max_tenants(1000)
+//!     .with_process_metrics(false)
+//!     .build()?;
+//! let checkouts = telemetry.counter::<Checkout>("checkouts", "Completed checkouts.")?;
+//! let latency = telemetry.histogram::<Checkout>("checkout_duration_seconds", "Checkout latency.")?;
+//!
+//! // Per request: resolve the tenant once (validated and bounded), then record.
+//! let tenant = telemetry.tenant("acme");
+//! let labels = Checkout { payment: "card" };
+//! checkouts.inc(&tenant, &labels);
+//! latency.observe(&tenant, &labels, 0.042);
+//!
+//! let body = telemetry.encode(Format::Prometheus);
+//! assert!(body.contains(
+//!     "checkouts_total{tenant_id=\"acme\",payment=\"card\",service=\"shop\"} 1\n"
+//! ));
+//! assert!(body.contains(
+//!     "checkout_duration_seconds_bucket{tenant_id=\"acme\",payment=\"card\",service=\"shop\",le=\"0.05\"} 1\n"
+//! ));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! - [`Telemetry`] holds the registry, prefix, constant labels, buckets and
+//!   bounds. There are no globals: two values never see each other's series.
+//! - [`Tenant`]: every recording call takes one. See [`tenant`] for the policy.
+//! - [`Counter`], [`Gauge`], [`Histogram`]: families over a user [`LabelSet`];
+//!   past the family's series bound, observations go to the tenant's
+//!   `__other__` series and `plimsoll_cardinality_overflow_total` counts them.
+//! - [`Telemetry::render`] negotiates OpenMetrics (with exemplars) or
+//!   Prometheus text 0.0.4 from the `Accept` header.
+//!
+//! The guides (catalogue, tenancy, cardinality) are in the repository's `docs/`.
+
+mod bounded;
+mod collector;
+pub mod encoding;
+pub mod labels;
+pub mod metrics;
+pub mod names;
+mod process;
+mod store;
+pub mod tenant;
+mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use collector::{Collector, FamilyWriter, MetricWriter};
+pub use encoding::{Format, MetricKind, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
+pub use labels::{LabelGuard, LabelSet, LabelValue, LabelValues};
+pub use metrics::{
+    Counter, CounterSeries, Gauge, GaugeSeries, Histogram, HistogramSeries, HistogramTimer,
+    TraceRef,
+};
+pub use telemetry::{
+    BuildError, BuildInfo, DEFAULT_DURATION_BUCKETS, DEFAULT_MAX_LABEL_VALUES, DEFAULT_MAX_SERIES,
+    Exposition, MetricOpts, Naming, RegisterError, Telemetry, TelemetryBuilder,
+};
+pub use tenant::{InvalidTenant, Tenant};

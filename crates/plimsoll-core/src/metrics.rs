@@ -1,0 +1,757 @@
+//! Tenant-scoped metric families: [`Counter`], [`Gauge`], [`Histogram`].
+//!
+//! A family is registered on a [`Telemetry`](crate::Telemetry) with a label
+//! struct (see [`LabelSet`]); every recording call takes a [`Tenant`] and the
+//! labels. The first observation for a key creates its series, unless the
+//! family's series bound is reached, in which case it is recorded in the
+//! tenant's overflow series (user labels `__other__`) and counted in
+//! `plimsoll_cardinality_overflow_total`.
+//!
+//! # Example
+//!
+//! ```
+//! use plimsoll_core::{Telemetry, impl_label_set};
+//!
+//! #[derive(Clone, Debug, Hash, PartialEq, Eq)]
+//! struct Labels { queue: &'static str }
+//! impl_label_set!(Labels { queue });
+//!
+//! let telemetry = Telemetry::builder().build().unwrap();
+//! let jobs = telemetry.counter::<Labels>("jobs_processed", "Jobs processed.").unwrap();
+//! let acme = telemetry.tenant("acme");
+//! jobs.inc(&acme, &Labels { queue: "email" });
+//! assert_eq!(jobs.get(&acme, &Labels { queue: "email" }), 1);
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::encoding::{Encoder, Format, MetricKind, write_f64, write_u64};
+use crate::labels::{LabelSet, LabelValues};
+use crate::names::{OTHER, SYSTEM};
+use crate::store::{Entry, Store};
+use crate::tenant::{Tenant, TenantLabel, TenantRegistry};
+
+/// Trace and span ids to attach to an observation as an exemplar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TraceRef {
+    /// The W3C trace id.
+    pub trace_id: u128,
+    /// The W3C span id.
+    pub span_id: u64,
+}
+
+/// An exemplar kept on a histogram bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Exemplar {
+    pub(crate) trace_id: u128,
+    pub(crate) span_id: u64,
+    pub(crate) value: f64,
+    /// Since the Unix epoch.
+    pub(crate) timestamp: Duration,
+}
+
+/// The value of one series; how it is written.
+pub(crate) trait Cell: Send + Sync + 'static {
+    const KIND: MetricKind;
+    fn encode(&self, enc: &mut Encoder<'_>, name: &str, labels: &str, shape: &Shape);
+}
+
+/// Per-family data a cell needs to be created and written.
+#[derive(Debug, Default)]
+pub(crate) struct Shape {
+    /// Histogram bucket upper bounds, without `+Inf`.
+    pub(crate) bounds: Arc<[f64]>,
+    /// `le` values of the buckets, `+Inf` last.
+    pub(crate) le: Box<[String]>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CounterCell(AtomicU64);
+
+impl Cell for CounterCell {
+    const KIND: MetricKind = MetricKind::Counter;
+    fn encode(&self, enc: &mut Encoder<'_>, name: &str, labels: &str, _: &Shape) {
+        enc.sample_start(name, "_total", labels, None);
+        write_u64(enc.out, self.0.load(Ordering::Relaxed));
+        enc.out.push('\n');
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct GaugeCell(AtomicU64);
+
+impl GaugeCell {
+    fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+    fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    fn add(&self, v: f64) {
+        add_f64(&self.0, v);
+    }
+}
+
+#[inline]
+fn add_f64(cell: &AtomicU64, v: f64) {
+    let mut current = cell.load(Ordering::Relaxed);
+    loop {
+        let new = (f64::from_bits(current) + v).to_bits();
+        match cell.compare_exchange_weak(current, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(seen) => current = seen,
+        }
+    }
+}
+
+impl Cell for GaugeCell {
+    const KIND: MetricKind = MetricKind::Gauge;
+    fn encode(&self, enc: &mut Encoder<'_>, name: &str, labels: &str, _: &Shape) {
+        enc.sample_start(name, "", labels, None);
+        write_f64(enc.out, self.get());
+        enc.out.push('\n');
+    }
+}
+
+/// Buckets (not cumulative; the last is `+Inf`) and the sum. The count is
+/// the sum of the buckets, so the exposition is always consistent.
+#[derive(Debug)]
+pub(crate) struct HistogramCell {
+    buckets: Box<[AtomicU64]>,
+    sum: AtomicU64,
+    exemplars: Mutex<Option<Box<[Option<Exemplar>]>>>,
+}
+
+impl HistogramCell {
+    fn new(bounds: usize) -> Self {
+        Self {
+            buckets: (0..=bounds).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0),
+            exemplars: Mutex::new(None),
+        }
+    }
+
+    #[inline]
+    fn observe(&self, bounds: &[f64], value: f64, trace: Option<TraceRef>) {
+        let bucket = bounds
+            .iter()
+            .position(|b| value <= *b)
+            .unwrap_or(bounds.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        if !value.is_nan() {
+            add_f64(&self.sum, value);
+        }
+        if let Some(trace) = trace {
+            self.keep_exemplar(bucket, value, trace);
+        }
+    }
+
+    /// Keeps the latest exemplar of a bucket; skipped rather than waited for
+    /// when a scrape or another recorder holds the lock.
+    fn keep_exemplar(&self, bucket: usize, value: f64, trace: TraceRef) {
+        let Ok(mut slots) = self.exemplars.try_lock() else {
+            return;
+        };
+        let slots = slots.get_or_insert_with(|| vec![None; self.buckets.len()].into());
+        slots[bucket] = Some(Exemplar {
+            trace_id: trace.trace_id,
+            span_id: trace.span_id,
+            value,
+            timestamp: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default(),
+        });
+    }
+
+    fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+}
+
+impl Cell for HistogramCell {
+    const KIND: MetricKind = MetricKind::Histogram;
+    fn encode(&self, enc: &mut Encoder<'_>, name: &str, labels: &str, shape: &Shape) {
+        let exemplars = if enc.format == Format::OpenMetrics {
+            self.exemplars
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        } else {
+            None
+        };
+        let mut cumulative = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            enc.sample_start(name, "_bucket", labels, Some(&shape.le[i]));
+            write_u64(enc.out, cumulative);
+            if let Some(exemplar) = exemplars.as_ref().and_then(|e| e[i].as_ref()) {
+                enc.exemplar(exemplar);
+            }
+            enc.out.push('\n');
+        }
+        enc.sample_start(name, "_sum", labels, None);
+        write_f64(enc.out, f64::from_bits(self.sum.load(Ordering::Relaxed)));
+        enc.out.push('\n');
+        enc.sample_start(name, "_count", labels, None);
+        write_u64(enc.out, cumulative);
+        enc.out.push('\n');
+    }
+}
+
+/// Labels of `plimsoll_cardinality_overflow_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub(crate) struct OverflowLabels {
+    pub(crate) metric: Arc<str>,
+    pub(crate) label: Arc<str>,
+}
+crate::impl_label_set!(OverflowLabels { metric, label });
+
+pub(crate) type OverflowFamily = Family<OverflowLabels, CounterCell>;
+
+/// One series of `plimsoll_cardinality_overflow_total`.
+#[derive(Clone)]
+pub(crate) struct OverflowCounter {
+    family: Arc<OverflowFamily>,
+    index: u32,
+}
+
+impl fmt::Debug for OverflowCounter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let labels = self.family.store.entry(self.index).labels.as_ref();
+        f.debug_struct("OverflowCounter")
+            .field("labels", &labels)
+            .finish()
+    }
+}
+
+impl OverflowCounter {
+    pub(crate) fn new(family: &Arc<OverflowFamily>, metric: &str, label: &str) -> Self {
+        let labels = OverflowLabels {
+            metric: Arc::from(metric),
+            label: Arc::from(label),
+        };
+        let (index, _) =
+            family
+                .store
+                .get_or_create(&TenantLabel::Static(SYSTEM), &labels, CounterCell::default);
+        Self {
+            family: family.clone(),
+            index,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn inc(&self) {
+        self.family.store.entry(self.index).cell.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Static description of a family.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    /// Name without prefix and, for counters, without `_total`.
+    pub(crate) name: String,
+    /// The name as it appears in `plimsoll_cardinality_overflow_total{metric}`.
+    pub(crate) exposed: String,
+    pub(crate) help: String,
+}
+
+/// A family: storage plus what is needed to bound, count and write it.
+pub(crate) struct Family<L, C> {
+    pub(crate) store: Store<L, C>,
+    pub(crate) meta: Meta,
+    pub(crate) shape: Shape,
+    tenants: Arc<TenantRegistry>,
+    /// `None` only for the overflow family itself.
+    overflow_family: Option<Arc<OverflowFamily>>,
+    tenant_overflow: OnceLock<OverflowCounter>,
+    series_overflow: OnceLock<OverflowCounter>,
+}
+
+impl<L, C> fmt::Debug for Family<L, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Family")
+            .field("name", &self.meta.exposed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L: LabelSet, C: Cell> Family<L, C> {
+    pub(crate) fn new(
+        meta: Meta,
+        shape: Shape,
+        max_series: usize,
+        tenants: Arc<TenantRegistry>,
+        overflow_family: Option<Arc<OverflowFamily>>,
+    ) -> Self {
+        Self {
+            store: Store::new(max_series),
+            meta,
+            shape,
+            tenants,
+            overflow_family,
+            tenant_overflow: OnceLock::new(),
+            series_overflow: OnceLock::new(),
+        }
+    }
+
+    fn overflow_counter<'a>(
+        &'a self,
+        which: &'a OnceLock<OverflowCounter>,
+        label: &str,
+    ) -> Option<&'a OverflowCounter> {
+        let family = self.overflow_family.as_ref()?;
+        Some(which.get_or_init(|| OverflowCounter::new(family, &self.meta.exposed, label)))
+    }
+
+    /// Counts one observation in the overflow counters that `flags` name.
+    #[inline]
+    fn count(&self, flags: Overflows) {
+        if flags != Overflows::NONE {
+            self.count_slow(flags);
+        }
+    }
+
+    #[cold]
+    fn count_slow(&self, flags: Overflows) {
+        if flags.tenant {
+            if let Some(c) = self.overflow_counter(&self.tenant_overflow, crate::names::TENANT_LABEL) {
+                c.inc();
+            }
+        }
+        if flags.series {
+            let label = L::NAMES.join(",");
+            if let Some(c) = self.overflow_counter(&self.series_overflow, &label) {
+                c.inc();
+            }
+        }
+    }
+
+    /// Resolves the series of a key: its index and which bounds it overflowed.
+    #[inline]
+    fn resolve(&self, tenant: &Tenant, labels: &L, make: impl Fn() -> C) -> (u32, Overflows) {
+        let tenant: Cow<'_, Tenant> = self.tenants.rebind(tenant);
+        let (index, series) = self.store.get_or_create(&tenant.label, labels, make);
+        (
+            index,
+            Overflows {
+                tenant: tenant.is_overflow(),
+                series,
+            },
+        )
+    }
+
+    /// Resolves a key and counts the observation about to be recorded.
+    #[inline]
+    fn record(&self, tenant: &Tenant, labels: &L, make: impl Fn() -> C) -> &C {
+        let (index, flags) = self.resolve(tenant, labels, make);
+        self.count(flags);
+        &self.entry(index).cell
+    }
+
+    /// Writes the family; nothing when it has no series.
+    pub(crate) fn encode(&self, enc: &mut Encoder<'_>) {
+        if self.store.len() == 0 {
+            return;
+        }
+        enc.header(&self.meta.name, &self.meta.help, C::KIND);
+        let mut labels = String::with_capacity(128);
+        for entry in self.store.iter() {
+            enc.render_labels(&mut labels, entry.tenant.as_str(), |buf| {
+                write_labels::<L>(buf, entry.labels.as_ref())
+            });
+            entry.cell.encode(enc, &self.meta.name, &labels, &self.shape);
+        }
+    }
+
+    #[inline]
+    fn entry(&self, index: u32) -> &Entry<L, C> {
+        self.store.entry(index)
+    }
+
+    /// The series of a key if it exists (never creates).
+    fn existing(&self, tenant: &Tenant, labels: &L) -> Option<&C> {
+        let tenant = self.tenants.rebind(tenant);
+        self.store
+            .find(&tenant.label, labels)
+            .map(|i| &self.entry(i).cell)
+    }
+}
+
+fn write_labels<L: LabelSet>(buf: &mut String, labels: Option<&L>) {
+    let mut values = LabelValues::new(buf, L::NAMES);
+    match labels {
+        Some(labels) => labels.write_values(&mut values),
+        None => {
+            for _ in L::NAMES {
+                values.push(OTHER);
+            }
+        }
+    }
+    values.finish();
+}
+
+/// Which bounds a series overflowed: each recording into it counts once in
+/// the matching overflow counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Overflows {
+    tenant: bool,
+    series: bool,
+}
+
+impl Overflows {
+    const NONE: Overflows = Overflows {
+        tenant: false,
+        series: false,
+    };
+}
+
+/// Object-safe view of a family for the registry.
+pub(crate) trait EncodeFamily: Send + Sync {
+    fn encode(&self, enc: &mut Encoder<'_>);
+    fn series_count(&self) -> usize;
+}
+
+impl<L: LabelSet, C: Cell> EncodeFamily for Family<L, C> {
+    fn encode(&self, enc: &mut Encoder<'_>) {
+        Family::encode(self, enc)
+    }
+    fn series_count(&self) -> usize {
+        self.store.len()
+    }
+}
+
+macro_rules! family_common {
+    ($ty:ident, $series:ident) => {
+        impl<L: LabelSet> Clone for $ty<L> {
+            fn clone(&self) -> Self {
+                Self {
+                    family: self.family.clone(),
+                }
+            }
+        }
+
+        impl<L: LabelSet> fmt::Debug for $ty<L> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("name", &self.family.meta.exposed)
+                    .field("series", &self.family.store.len())
+                    .finish()
+            }
+        }
+
+        impl<L: LabelSet> $ty<L> {
+            /// The number of series, overflow series included.
+            pub fn series_count(&self) -> usize {
+                self.family.store.len()
+            }
+        }
+
+        impl<L: LabelSet> Clone for $series<L> {
+            fn clone(&self) -> Self {
+                Self {
+                    family: self.family.clone(),
+                    index: self.index,
+                    overflows: self.overflows.clone(),
+                }
+            }
+        }
+
+        impl<L: LabelSet> fmt::Debug for $series<L> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let entry = self.family.entry(self.index);
+                f.debug_struct(stringify!($series))
+                    .field("name", &self.family.meta.exposed)
+                    .field("tenant", &entry.tenant.as_str())
+                    .field("labels", &entry.labels)
+                    .finish()
+            }
+        }
+    };
+}
+
+/// A tenant-scoped counter family. Get one from
+/// [`Telemetry::counter`](crate::Telemetry::counter).
+pub struct Counter<L: LabelSet = ()> {
+    pub(crate) family: Arc<Family<L, CounterCell>>,
+}
+
+/// One series of a [`Counter`], looked up once; recording through it skips the lookup.
+pub struct CounterSeries<L: LabelSet = ()> {
+    family: Arc<Family<L, CounterCell>>,
+    index: u32,
+    overflows: Overflows,
+}
+
+family_common!(Counter, CounterSeries);
+
+impl<L: LabelSet> Counter<L> {
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self, tenant: &Tenant, labels: &L) {
+        self.inc_by(tenant, labels, 1);
+    }
+
+    /// Adds `value`.
+    #[inline]
+    pub fn inc_by(&self, tenant: &Tenant, labels: &L, value: u64) {
+        self.family
+            .record(tenant, labels, CounterCell::default)
+            .0
+            .fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// The current value of a series; 0 when it does not exist (never creates it).
+    pub fn get(&self, tenant: &Tenant, labels: &L) -> u64 {
+        self.family
+            .existing(tenant, labels)
+            .map_or(0, |c| c.0.load(Ordering::Relaxed))
+    }
+
+    /// A handle to one series, created now if the bound allows.
+    pub fn series(&self, tenant: &Tenant, labels: &L) -> CounterSeries<L> {
+        let (index, overflows) = self.family.resolve(tenant, labels, CounterCell::default);
+        CounterSeries {
+            family: self.family.clone(),
+            index,
+            overflows,
+        }
+    }
+}
+
+impl<L: LabelSet> CounterSeries<L> {
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.inc_by(1);
+    }
+
+    /// Adds `value`.
+    #[inline]
+    pub fn inc_by(&self, value: u64) {
+        self.family.count(self.overflows);
+        self.family.entry(self.index).cell.0.fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.family.entry(self.index).cell.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A tenant-scoped gauge family (an `f64` that goes up and down). Get one
+/// from [`Telemetry::gauge`](crate::Telemetry::gauge).
+pub struct Gauge<L: LabelSet = ()> {
+    pub(crate) family: Arc<Family<L, GaugeCell>>,
+}
+
+/// One series of a [`Gauge`].
+pub struct GaugeSeries<L: LabelSet = ()> {
+    family: Arc<Family<L, GaugeCell>>,
+    index: u32,
+    overflows: Overflows,
+}
+
+family_common!(Gauge, GaugeSeries);
+
+impl<L: LabelSet> Gauge<L> {
+    /// Sets the value.
+    #[inline]
+    pub fn set(&self, tenant: &Tenant, labels: &L, value: f64) {
+        self.family.record(tenant, labels, GaugeCell::default).set(value);
+    }
+
+    /// Adds `value` (which may be negative).
+    #[inline]
+    pub fn add(&self, tenant: &Tenant, labels: &L, value: f64) {
+        self.family.record(tenant, labels, GaugeCell::default).add(value);
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self, tenant: &Tenant, labels: &L) {
+        self.add(tenant, labels, 1.0);
+    }
+
+    /// Subtracts one.
+    #[inline]
+    pub fn dec(&self, tenant: &Tenant, labels: &L) {
+        self.add(tenant, labels, -1.0);
+    }
+
+    /// The current value of a series; 0 when it does not exist (never creates it).
+    pub fn get(&self, tenant: &Tenant, labels: &L) -> f64 {
+        self.family.existing(tenant, labels).map_or(0.0, GaugeCell::get)
+    }
+
+    /// A handle to one series, created now if the bound allows.
+    pub fn series(&self, tenant: &Tenant, labels: &L) -> GaugeSeries<L> {
+        let (index, overflows) = self.family.resolve(tenant, labels, GaugeCell::default);
+        GaugeSeries {
+            family: self.family.clone(),
+            index,
+            overflows,
+        }
+    }
+}
+
+impl<L: LabelSet> GaugeSeries<L> {
+    fn cell(&self) -> &GaugeCell {
+        &self.family.entry(self.index).cell
+    }
+
+    /// Sets the value.
+    #[inline]
+    pub fn set(&self, value: f64) {
+        self.family.count(self.overflows);
+        self.cell().set(value);
+    }
+
+    /// Adds `value` (which may be negative).
+    #[inline]
+    pub fn add(&self, value: f64) {
+        self.family.count(self.overflows);
+        self.cell().add(value);
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1.0);
+    }
+
+    /// Subtracts one.
+    #[inline]
+    pub fn dec(&self) {
+        self.add(-1.0);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> f64 {
+        self.cell().get()
+    }
+}
+
+/// A tenant-scoped histogram family. Get one from
+/// [`Telemetry::histogram`](crate::Telemetry::histogram).
+///
+/// Observations of `NaN` land in the `+Inf` bucket and leave the sum alone.
+pub struct Histogram<L: LabelSet = ()> {
+    pub(crate) family: Arc<Family<L, HistogramCell>>,
+}
+
+/// One series of a [`Histogram`].
+pub struct HistogramSeries<L: LabelSet = ()> {
+    family: Arc<Family<L, HistogramCell>>,
+    index: u32,
+    overflows: Overflows,
+}
+
+family_common!(Histogram, HistogramSeries);
+
+impl<L: LabelSet> Histogram<L> {
+    #[inline]
+    fn make(&self) -> impl Fn() -> HistogramCell + '_ {
+        || HistogramCell::new(self.family.shape.bounds.len())
+    }
+
+    /// Records one observation.
+    #[inline]
+    pub fn observe(&self, tenant: &Tenant, labels: &L, value: f64) {
+        self.observe_with_exemplar(tenant, labels, value, None);
+    }
+
+    /// Records one observation and, when `trace` is given, keeps it as the
+    /// bucket's exemplar (shown in OpenMetrics).
+    #[inline]
+    pub fn observe_with_exemplar(
+        &self,
+        tenant: &Tenant,
+        labels: &L,
+        value: f64,
+        trace: Option<TraceRef>,
+    ) {
+        self.family
+            .record(tenant, labels, self.make())
+            .observe(&self.family.shape.bounds, value, trace);
+    }
+
+    /// Starts a timer that records the elapsed seconds when dropped.
+    pub fn start_timer(&self, tenant: &Tenant, labels: &L) -> HistogramTimer<L> {
+        HistogramTimer {
+            series: self.series(tenant, labels),
+            start: Instant::now(),
+        }
+    }
+
+    /// The number of observations of a series; 0 when it does not exist.
+    pub fn count(&self, tenant: &Tenant, labels: &L) -> u64 {
+        self.family
+            .existing(tenant, labels)
+            .map_or(0, HistogramCell::count)
+    }
+
+    /// The sum of observations of a series; 0 when it does not exist.
+    pub fn sum(&self, tenant: &Tenant, labels: &L) -> f64 {
+        self.family.existing(tenant, labels).map_or(0.0, |c| {
+            f64::from_bits(c.sum.load(Ordering::Relaxed))
+        })
+    }
+
+    /// A handle to one series, created now if the bound allows.
+    pub fn series(&self, tenant: &Tenant, labels: &L) -> HistogramSeries<L> {
+        let (index, overflows) = self.family.resolve(tenant, labels, self.make());
+        HistogramSeries {
+            family: self.family.clone(),
+            index,
+            overflows,
+        }
+    }
+}
+
+impl<L: LabelSet> HistogramSeries<L> {
+    /// Records one observation.
+    #[inline]
+    pub fn observe(&self, value: f64) {
+        self.observe_with_exemplar(value, None);
+    }
+
+    /// Records one observation with an optional exemplar.
+    #[inline]
+    pub fn observe_with_exemplar(&self, value: f64, trace: Option<TraceRef>) {
+        self.family.count(self.overflows);
+        self.family
+            .entry(self.index)
+            .cell
+            .observe(&self.family.shape.bounds, value, trace);
+    }
+
+    /// The number of observations.
+    pub fn count(&self) -> u64 {
+        self.family.entry(self.index).cell.count()
+    }
+}
+
+/// Records the time since it was started into a histogram series when dropped.
+#[derive(Debug)]
+pub struct HistogramTimer<L: LabelSet = ()> {
+    series: HistogramSeries<L>,
+    start: Instant,
+}
+
+impl<L: LabelSet> HistogramTimer<L> {
+    /// Records now and consumes the timer; returns the elapsed time.
+    pub fn observe(self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
+impl<L: LabelSet> Drop for HistogramTimer<L> {
+    fn drop(&mut self) {
+        self.series.observe(self.start.elapsed().as_secs_f64());
+    }
+}

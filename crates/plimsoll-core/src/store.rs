@@ -1,0 +1,260 @@
+//! The storage behind every family: a sharded index over an append-only list.
+//!
+//! Lookups hash the key once (foldhash, random seed), take one shard's read
+//! lock, and compare against entries that live in a lock-free append-only
+//! vector; nothing is allocated on the warm path. New series take one shard's
+//! write lock. Series are never removed, so an index stays valid for the life
+//! of the family, and exposition walks the entries in creation order without
+//! blocking recorders.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hashbrown::HashTable;
+
+use crate::labels::LabelSet;
+use crate::tenant::TenantLabel;
+
+const SHARD_BITS: u32 = 4;
+const SHARDS: usize = 1 << SHARD_BITS;
+
+/// Where a key's entry lives; the hash's low half is kept to skip most
+/// comparisons without touching the entry.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    hash: u32,
+    index: u32,
+}
+
+/// Spreads a 32-bit hash over 64 bits so the table's position and tag bits
+/// both depend on all of it.
+#[inline]
+fn spread(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// One series: its key and its value cell. `labels` is `None` for the
+/// overflow series of a tenant (all user labels `__other__`).
+#[derive(Debug)]
+pub(crate) struct Entry<L, C> {
+    pub(crate) tenant: TenantLabel,
+    pub(crate) labels: Option<L>,
+    pub(crate) cell: C,
+}
+
+#[derive(Debug)]
+pub(crate) struct Store<L, C> {
+    shards: Box<[RwLock<HashTable<Slot>>]>,
+    entries: boxcar::Vec<Entry<L, C>>,
+    hasher: foldhash::fast::RandomState,
+    /// Series with their own labels (overflow series are not counted).
+    regular: AtomicUsize,
+    max_series: usize,
+}
+
+impl<L: LabelSet, C> Store<L, C> {
+    pub(crate) fn new(max_series: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
+            entries: boxcar::Vec::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            regular: AtomicUsize::new(0),
+            max_series,
+        }
+    }
+
+    #[inline]
+    fn hash(&self, tenant: &TenantLabel, labels: Option<&L>) -> u64 {
+        let mut state = self.hasher.build_hasher();
+        tenant.hash(&mut state);
+        labels.hash(&mut state);
+        state.finish()
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &RwLock<HashTable<Slot>> {
+        &self.shards[(hash >> (64 - SHARD_BITS)) as usize]
+    }
+
+    #[inline]
+    fn matches(&self, slot: &Slot, hash: u32, tenant: &TenantLabel, labels: Option<&L>) -> bool {
+        slot.hash == hash
+            && self
+                .entries
+                .get(slot.index as usize)
+                .is_some_and(|e| e.tenant == *tenant && e.labels.as_ref() == labels)
+    }
+
+    #[inline]
+    fn find_hashed(&self, hash: u64, tenant: &TenantLabel, labels: Option<&L>) -> Option<u32> {
+        let shard = self.shard(hash).read().unwrap_or_else(|e| e.into_inner());
+        let short = hash as u32;
+        shard
+            .find(spread(short), |s| self.matches(s, short, tenant, labels))
+            .map(|s| s.index)
+    }
+
+    /// The series for this key, if it exists.
+    pub(crate) fn find(&self, tenant: &TenantLabel, labels: &L) -> Option<u32> {
+        self.find_hashed(self.hash(tenant, Some(labels)), tenant, Some(labels))
+    }
+
+    /// The series for this key, created if the bound allows; otherwise the
+    /// tenant's overflow series. The flag says whether it is the overflow series.
+    #[inline]
+    pub(crate) fn get_or_create(
+        &self,
+        tenant: &TenantLabel,
+        labels: &L,
+        make: impl Fn() -> C,
+    ) -> (u32, bool) {
+        let hash = self.hash(tenant, Some(labels));
+        match self.find_hashed(hash, tenant, Some(labels)) {
+            Some(index) => (index, false),
+            None => self.create(hash, tenant, labels, make),
+        }
+    }
+
+    #[cold]
+    fn create(
+        &self,
+        hash: u64,
+        tenant: &TenantLabel,
+        labels: &L,
+        make: impl Fn() -> C,
+    ) -> (u32, bool) {
+        if self.regular.load(Ordering::Acquire) < self.max_series {
+            if let Some(index) = self.insert(hash, tenant, Some(labels), &make, true) {
+                return (index, false);
+            }
+        }
+        (self.overflow_series(tenant, &make), true)
+    }
+
+    /// The overflow series of `tenant`, created on first use.
+    fn overflow_series(&self, tenant: &TenantLabel, make: &impl Fn() -> C) -> u32 {
+        let hash = self.hash(tenant, None);
+        if let Some(index) = self.find_hashed(hash, tenant, None) {
+            return index;
+        }
+        self.insert(hash, tenant, None, make, false)
+            .expect("overflow series are not bounded")
+    }
+
+    /// Inserts under the shard's write lock unless another thread did first.
+    /// Returns `None` when `bounded` and the bound is reached.
+    fn insert(
+        &self,
+        hash: u64,
+        tenant: &TenantLabel,
+        labels: Option<&L>,
+        make: &impl Fn() -> C,
+        bounded: bool,
+    ) -> Option<u32> {
+        let short = hash as u32;
+        let mut shard = self.shard(hash).write().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = shard.find(spread(short), |s| self.matches(s, short, tenant, labels)) {
+            return Some(slot.index);
+        }
+        if bounded
+            && self
+                .regular
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < self.max_series).then_some(n + 1)
+                })
+                .is_err()
+        {
+            return None;
+        }
+        let index = self.entries.push(Entry {
+            tenant: tenant.clone(),
+            labels: labels.cloned(),
+            cell: make(),
+        }) as u32;
+        shard.insert_unique(spread(short), Slot { hash: short, index }, |s| {
+            spread(s.hash)
+        });
+        Some(index)
+    }
+
+    /// The entry at `index`, which came from this store.
+    #[inline]
+    pub(crate) fn entry(&self, index: u32) -> &Entry<L, C> {
+        &self.entries[index as usize]
+    }
+
+    /// Entries in creation order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry<L, C>> {
+        self.entries.iter().map(|(_, e)| e)
+    }
+
+    /// Number of series, overflow series included.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq)]
+    struct L {
+        v: u32,
+    }
+    crate::impl_label_set!(L { v });
+
+    fn tenant(s: &str) -> TenantLabel {
+        TenantLabel::Shared(Arc::from(s))
+    }
+
+    #[test]
+    fn finds_what_it_created() {
+        let store: Store<L, ()> = Store::new(1000);
+        let mut indexes = Vec::new();
+        for v in 0..500 {
+            indexes.push(store.get_or_create(&tenant("t"), &L { v }, || ()).0);
+        }
+        for v in 0..500 {
+            assert_eq!(store.get_or_create(&tenant("t"), &L { v }, || ()), (indexes[v as usize], false));
+        }
+        assert_eq!(store.find(&tenant("u"), &L { v: 1 }), None);
+        assert_eq!(store.len(), 500);
+    }
+
+    #[test]
+    fn bound_sends_new_keys_to_one_overflow_series_per_tenant() {
+        let store: Store<L, ()> = Store::new(3);
+        for v in 0..3 {
+            assert!(!store.get_or_create(&tenant("a"), &L { v }, || ()).1);
+        }
+        let (first, overflowed) = store.get_or_create(&tenant("a"), &L { v: 99 }, || ());
+        assert!(overflowed);
+        assert_eq!(store.get_or_create(&tenant("a"), &L { v: 100 }, || ()), (first, true));
+        let (other, overflowed) = store.get_or_create(&tenant("b"), &L { v: 0 }, || ());
+        assert!(overflowed);
+        assert_ne!(other, first);
+        assert!(store.entry(first).labels.is_none());
+        assert_eq!(store.len(), 5);
+    }
+
+    #[test]
+    fn concurrent_creation_respects_the_bound() {
+        let store: Arc<Store<L, ()>> = Arc::new(Store::new(1000));
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let store = store.clone();
+                s.spawn(move || {
+                    for v in 0..2000 {
+                        store.get_or_create(&tenant("t"), &L { v: v * 4 + t }, || ());
+                    }
+                });
+            }
+        });
+        let regular = store.iter().filter(|e| e.labels.is_some()).count();
+        assert_eq!(regular, 1000);
+        assert_eq!(store.len(), 1001);
+    }
+}

@@ -1,0 +1,860 @@
+//! [`Telemetry`]: the registry, the naming scheme and the bounds, built once.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::collector::{Collector, MetricWriter};
+use crate::encoding::{Encoder, Format, bucket_label, write_escaped};
+use crate::labels::{LabelGuard, LabelSet};
+use crate::metrics::{
+    Cell, Counter, CounterCell, EncodeFamily, Family, Gauge, GaugeCell, Histogram, HistogramCell,
+    Meta, OverflowCounter, OverflowFamily, Shape,
+};
+use crate::names;
+use crate::tenant::{DEFAULT_MAX_TENANTS, InvalidTenant, Tenant, TenantRegistry};
+
+/// Default bucket bounds of duration histograms, in seconds.
+pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Default bound on series per family (overflow series not counted).
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
+/// Default bound of a [`LabelGuard`] made by [`Telemetry::label_guard`] callers that have no better number.
+pub const DEFAULT_MAX_LABEL_VALUES: usize = 1_000;
+
+/// Which metric names the integrations use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Naming {
+    /// The catalogue names (`http_requests_total`, `http_request_duration_seconds`, …).
+    #[default]
+    Prometheus,
+    /// OpenTelemetry semantic conventions (`http_server_request_duration_seconds`
+    /// with `http_request_method`, `http_route`, `http_response_status_code`, …).
+    OpenTelemetry,
+}
+
+/// The service name and version exposed as `build_info{service, version} 1`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// The `service` label.
+    pub service: String,
+    /// The `version` label.
+    pub version: String,
+}
+
+impl BuildInfo {
+    /// A build info for `service` at `version`.
+    pub fn new(service: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            service: service.into(),
+            version: version.into(),
+        }
+    }
+}
+
+/// The calling crate's name and version as a [`BuildInfo`].
+#[macro_export]
+macro_rules! build_info {
+    () => {
+        $crate::BuildInfo::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+    };
+}
+
+/// An invalid [`TelemetryBuilder`] setting. The message names the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The prefix is not a valid start of a metric name.
+    #[error("prefix: {0:?} is not a valid metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)")]
+    InvalidPrefix(String),
+    /// A constant label has a bad name or repeats one.
+    #[error("const_labels: {name:?} {reason}")]
+    InvalidConstLabel {
+        /// The label name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Bucket bounds are empty, not finite or not strictly increasing.
+    #[error("{field}: buckets must be non-empty, finite and strictly increasing, got {buckets:?}")]
+    InvalidBuckets {
+        /// `buckets` or `family_buckets[<name>]`.
+        field: String,
+        /// The bounds given.
+        buckets: Vec<f64>,
+    },
+    /// A limit is zero.
+    #[error("{field}: must be at least 1")]
+    ZeroLimit {
+        /// The limit's name.
+        field: String,
+    },
+    /// An allow-listed tenant id is invalid.
+    #[error("allowed_tenants: {value:?}: {source}")]
+    InvalidAllowedTenant {
+        /// The id.
+        value: String,
+        /// Why it is invalid.
+        source: InvalidTenant,
+    },
+    /// `build_info` and a constant label give one label two values.
+    #[error("build_info: label {label:?} is {build:?} but the const label says {constant:?}")]
+    BuildInfoConflict {
+        /// The label name.
+        label: String,
+        /// The build info's value.
+        build: String,
+        /// The constant label's value.
+        constant: String,
+    },
+}
+
+/// A family that cannot be registered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// The metric name is not `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    #[error("metric name {0:?} is invalid ([a-zA-Z_:][a-zA-Z0-9_:]*)")]
+    InvalidName(String),
+    /// A label name is not `[a-zA-Z_][a-zA-Z0-9_]*`.
+    #[error("metric {metric:?}: label name {label:?} is invalid ([a-zA-Z_][a-zA-Z0-9_]*)")]
+    InvalidLabelName {
+        /// The metric.
+        metric: String,
+        /// The label.
+        label: String,
+    },
+    /// A label name is reserved: `tenant_id` (plimsoll adds it), `le` on
+    /// histograms, names starting with `__`, or a constant label's name.
+    #[error("metric {metric:?}: label {label:?} is reserved ({reason})")]
+    ReservedLabel {
+        /// The metric.
+        metric: String,
+        /// The label.
+        label: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A label name appears twice.
+    #[error("metric {metric:?}: label {label:?} appears twice")]
+    DuplicateLabel {
+        /// The metric.
+        metric: String,
+        /// The label.
+        label: String,
+    },
+    /// The name is registered already with another type, label set or buckets.
+    #[error("metric {0:?} is registered already with another type, label set or buckets")]
+    Conflict(String),
+    /// Bucket bounds are empty, not finite or not strictly increasing.
+    #[error("metric {metric:?}: buckets must be non-empty, finite and strictly increasing, got {buckets:?}")]
+    InvalidBuckets {
+        /// The metric.
+        metric: String,
+        /// The bounds given.
+        buckets: Vec<f64>,
+    },
+    /// `max_series` is zero.
+    #[error("metric {0:?}: max_series must be at least 1")]
+    ZeroMaxSeries(String),
+}
+
+pub(crate) fn valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+pub(crate) fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn valid_buckets(buckets: &[f64]) -> bool {
+    !buckets.is_empty()
+        && buckets.iter().all(|b| b.is_finite())
+        && buckets.windows(2).all(|w| w[0] < w[1])
+}
+
+/// Options of one family: required name and help, optional bounds.
+///
+/// ```
+/// use plimsoll_core::{MetricOpts, Telemetry};
+/// let telemetry = Telemetry::builder().build().unwrap();
+/// let sizes = telemetry
+///     .histogram_with::<()>(MetricOpts::new("upload_size_bytes", "Upload sizes.")
+///         .with_buckets(vec![1e3, 1e6, 1e9])
+///         .with_max_series(500))
+///     .unwrap();
+/// sizes.observe(&telemetry.tenant("acme"), &(), 2e6);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricOpts {
+    name: String,
+    help: String,
+    max_series: Option<usize>,
+    buckets: Option<Vec<f64>>,
+}
+
+impl MetricOpts {
+    /// Options for the family `name` (without prefix) with HELP text `help`.
+    pub fn new(name: impl Into<String>, help: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            help: help.into(),
+            max_series: None,
+            buckets: None,
+        }
+    }
+
+    /// Bounds the number of series (default: the builder's `max_series`).
+    pub fn with_max_series(mut self, max: usize) -> Self {
+        self.max_series = Some(max);
+        self
+    }
+
+    /// Histogram bucket bounds (default: the builder's buckets for this family).
+    pub fn with_buckets(mut self, buckets: Vec<f64>) -> Self {
+        self.buckets = Some(buckets);
+        self
+    }
+}
+
+/// Builds a [`Telemetry`]. Every setting is validated in [`build`](TelemetryBuilder::build).
+#[derive(Clone, Debug)]
+pub struct TelemetryBuilder {
+    prefix: Option<String>,
+    const_labels: Vec<(String, String)>,
+    buckets: Vec<f64>,
+    family_buckets: HashMap<String, Vec<f64>>,
+    max_series: usize,
+    family_max_series: HashMap<String, usize>,
+    max_tenants: Option<usize>,
+    allowed_tenants: Option<Vec<String>>,
+    process_metrics: bool,
+    build_info: Option<BuildInfo>,
+    naming: Naming,
+}
+
+impl Default for TelemetryBuilder {
+    fn default() -> Self {
+        Self {
+            prefix: None,
+            const_labels: Vec::new(),
+            buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
+            family_buckets: HashMap::new(),
+            max_series: DEFAULT_MAX_SERIES,
+            family_max_series: HashMap::new(),
+            max_tenants: None,
+            allowed_tenants: None,
+            process_metrics: true,
+            build_info: None,
+            naming: Naming::Prometheus,
+        }
+    }
+}
+
+impl TelemetryBuilder {
+    /// Prefixes every metric name with `prefix` and `_` (`shop` → `shop_http_requests_total`).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Adds a label with a fixed value to every series (`service`, `environment`).
+    pub fn with_const_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.const_labels.push((name.into(), value.into()));
+        self
+    }
+
+    /// Default histogram buckets (default: [`DEFAULT_DURATION_BUCKETS`]).
+    pub fn with_buckets(mut self, buckets: Vec<f64>) -> Self {
+        self.buckets = buckets;
+        self
+    }
+
+    /// Buckets of one family, by name without prefix (`http_request_duration_seconds`).
+    pub fn with_family_buckets(mut self, family: impl Into<String>, buckets: Vec<f64>) -> Self {
+        self.family_buckets.insert(family.into(), buckets);
+        self
+    }
+
+    /// Default bound on series per family (default: [`DEFAULT_MAX_SERIES`]).
+    pub fn with_max_series(mut self, max: usize) -> Self {
+        self.max_series = max;
+        self
+    }
+
+    /// Bound on series of one family, by name without prefix.
+    pub fn with_family_max_series(mut self, family: impl Into<String>, max: usize) -> Self {
+        self.family_max_series.insert(family.into(), max);
+        self
+    }
+
+    /// Bound on distinct tenants (default: [`DEFAULT_MAX_TENANTS`], or the
+    /// allow-list's length when one is set).
+    pub fn with_max_tenants(mut self, max: usize) -> Self {
+        self.max_tenants = Some(max);
+        self
+    }
+
+    /// Only these tenants get their own label; any other becomes `__other__`.
+    pub fn with_allowed_tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Whether to expose `process_*` metrics (default: true; Linux only).
+    pub fn with_process_metrics(mut self, enabled: bool) -> Self {
+        self.process_metrics = enabled;
+        self
+    }
+
+    /// Exposes `build_info{service, version} 1`; see [`build_info!`](crate::build_info).
+    pub fn with_build_info(mut self, info: BuildInfo) -> Self {
+        self.build_info = Some(info);
+        self
+    }
+
+    /// The naming scheme the integrations use (default: [`Naming::Prometheus`]).
+    pub fn with_naming(mut self, naming: Naming) -> Self {
+        self.naming = naming;
+        self
+    }
+
+    /// Validates the settings and builds the [`Telemetry`].
+    pub fn build(self) -> Result<Telemetry, BuildError> {
+        let prefix = match &self.prefix {
+            None => String::new(),
+            Some(p) if valid_metric_name(p) => format!("{p}_"),
+            Some(p) => return Err(BuildError::InvalidPrefix(p.clone())),
+        };
+        let mut rendered = String::new();
+        let mut const_names: Vec<String> = Vec::new();
+        for (name, value) in &self.const_labels {
+            let reason = if !valid_label_name(name) {
+                Some("is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+            } else if name == names::TENANT_LABEL || name == "le" || name.starts_with("__") {
+                Some("is reserved")
+            } else if const_names.contains(name) {
+                Some("is given twice")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(BuildError::InvalidConstLabel {
+                    name: name.clone(),
+                    reason,
+                });
+            }
+            const_names.push(name.clone());
+            rendered.push(',');
+            rendered.push_str(name);
+            rendered.push_str("=\"");
+            write_escaped(&mut rendered, value);
+            rendered.push('"');
+        }
+        if !valid_buckets(&self.buckets) {
+            return Err(BuildError::InvalidBuckets {
+                field: "buckets".into(),
+                buckets: self.buckets,
+            });
+        }
+        for (family, buckets) in &self.family_buckets {
+            if !valid_buckets(buckets) {
+                return Err(BuildError::InvalidBuckets {
+                    field: format!("family_buckets[{family}]"),
+                    buckets: buckets.clone(),
+                });
+            }
+        }
+        if self.max_series == 0 {
+            return Err(BuildError::ZeroLimit {
+                field: "max_series".into(),
+            });
+        }
+        if let Some((family, _)) = self.family_max_series.iter().find(|(_, max)| **max == 0) {
+            return Err(BuildError::ZeroLimit {
+                field: format!("family_max_series[{family}]"),
+            });
+        }
+        if let Some(allowed) = &self.allowed_tenants {
+            for value in allowed {
+                Tenant::validate(value).map_err(|source| BuildError::InvalidAllowedTenant {
+                    value: value.clone(),
+                    source,
+                })?;
+            }
+        }
+        let max_tenants = self.max_tenants.unwrap_or(match &self.allowed_tenants {
+            Some(allowed) => allowed.len().max(1),
+            None => DEFAULT_MAX_TENANTS,
+        });
+        if max_tenants == 0 {
+            return Err(BuildError::ZeroLimit {
+                field: "max_tenants".into(),
+            });
+        }
+        let build_info = match &self.build_info {
+            None => None,
+            Some(info) => {
+                let mut labels = String::new();
+                for (label, value) in [("service", &info.service), ("version", &info.version)] {
+                    match self.const_labels.iter().find(|(n, _)| n == label) {
+                        Some((_, constant)) if constant != value => {
+                            return Err(BuildError::BuildInfoConflict {
+                                label: label.into(),
+                                build: value.clone(),
+                                constant: constant.clone(),
+                            });
+                        }
+                        Some(_) => {}
+                        None => {
+                            labels.push(',');
+                            labels.push_str(label);
+                            labels.push_str("=\"");
+                            write_escaped(&mut labels, value);
+                            labels.push('"');
+                        }
+                    }
+                }
+                Some(labels)
+            }
+        };
+
+        let tenants = Arc::new(TenantRegistry::new(
+            max_tenants,
+            self.allowed_tenants.as_deref(),
+        ));
+        let overflow = Arc::new(OverflowFamily::new(
+            Meta {
+                name: names::CARDINALITY_OVERFLOW
+                    .strip_suffix("_total")
+                    .unwrap_or(names::CARDINALITY_OVERFLOW)
+                    .to_string(),
+                exposed: format!("{prefix}{}", names::CARDINALITY_OVERFLOW),
+                help: names::CARDINALITY_OVERFLOW_HELP.to_string(),
+            },
+            Shape::default(),
+            usize::MAX,
+            tenants.clone(),
+            None,
+        ));
+        let mut collectors: Vec<Arc<dyn Collector>> = Vec::new();
+        if self.process_metrics {
+            collectors.push(Arc::new(crate::process::ProcessCollector));
+        }
+        Ok(Telemetry {
+            inner: Arc::new(Inner {
+                prefix,
+                const_labels: rendered,
+                const_names,
+                buckets: self.buckets,
+                family_buckets: self.family_buckets,
+                max_series: self.max_series,
+                family_max_series: self.family_max_series,
+                tenants,
+                overflow,
+                build_info,
+                naming: self.naming,
+                families: Mutex::new(Vec::new()),
+                collectors: Mutex::new(collectors),
+                last_size: AtomicUsize::new(4096),
+            }),
+        })
+    }
+}
+
+struct Registered {
+    /// Name without prefix (and without `_total` for counters).
+    name: String,
+    type_id: TypeId,
+    any: Arc<dyn Any + Send + Sync>,
+    encode: Arc<dyn EncodeFamily>,
+}
+
+struct Inner {
+    prefix: String,
+    const_labels: String,
+    const_names: Vec<String>,
+    buckets: Vec<f64>,
+    family_buckets: HashMap<String, Vec<f64>>,
+    max_series: usize,
+    family_max_series: HashMap<String, usize>,
+    tenants: Arc<TenantRegistry>,
+    overflow: Arc<OverflowFamily>,
+    build_info: Option<String>,
+    naming: Naming,
+    families: Mutex<Vec<Registered>>,
+    collectors: Mutex<Vec<Arc<dyn Collector>>>,
+    last_size: AtomicUsize,
+}
+
+/// The registry, naming scheme and bounds of one service: cheap to clone,
+/// `Send + Sync`, and independent of every other `Telemetry` in the process.
+///
+/// # Example
+///
+/// ```
+/// use plimsoll_core::{Format, Telemetry};
+///
+/// let telemetry = Telemetry::builder()
+///     .with_const_label("service", "orders")
+///     .with_process_metrics(false)
+///     .build()
+///     .unwrap();
+/// let logins = telemetry.counter::<()>("logins", "Successful logins.").unwrap();
+/// logins.inc(&telemetry.tenant("acme"), &());
+///
+/// let body = telemetry.encode(Format::Prometheus);
+/// assert!(body.contains("logins_total{tenant_id=\"acme\",service=\"orders\"} 1\n"));
+/// ```
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("prefix", &self.inner.prefix)
+            .field("tenants", &self.inner.tenants.len())
+            .field("families", &self.inner.families.lock().map(|f| f.len()).unwrap_or(0))
+            .finish_non_exhaustive()
+    }
+}
+
+/// An encoded scrape: body and the content type to send it with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exposition {
+    /// The format chosen.
+    pub format: Format,
+    /// The body.
+    pub body: String,
+}
+
+impl Exposition {
+    /// The `Content-Type` header value.
+    pub fn content_type(&self) -> &'static str {
+        self.format.content_type()
+    }
+}
+
+impl Telemetry {
+    /// A builder with the defaults.
+    pub fn builder() -> TelemetryBuilder {
+        TelemetryBuilder::default()
+    }
+
+    /// Resolves a raw tenant id: validated (invalid → `__unknown__`) and
+    /// bounded by the tenant policy (refused → `__other__`).
+    pub fn tenant(&self, raw: &str) -> Tenant {
+        self.inner.tenants.resolve(raw)
+    }
+
+    /// Like [`tenant`](Telemetry::tenant) but reports an invalid id instead
+    /// of mapping it to `__unknown__`.
+    pub fn try_tenant(&self, raw: &str) -> Result<Tenant, InvalidTenant> {
+        Tenant::validate(raw)?;
+        Ok(self.inner.tenants.resolve(raw))
+    }
+
+    /// The naming scheme integrations use.
+    pub fn naming(&self) -> Naming {
+        self.inner.naming
+    }
+
+    /// The default histogram buckets for the family `name` (without prefix).
+    pub fn buckets_for(&self, name: &str) -> &[f64] {
+        self.inner
+            .family_buckets
+            .get(name)
+            .unwrap_or(&self.inner.buckets)
+    }
+
+    /// A guard bounding the values of `label` of `metric` to `limit`; past
+    /// it, values become `__other__` and count in
+    /// `plimsoll_cardinality_overflow_total{metric, label}`.
+    pub fn label_guard(&self, metric: &str, label: &str, limit: usize) -> LabelGuard {
+        let counter = OverflowCounter::new(
+            &self.inner.overflow,
+            &format!("{}{metric}", self.inner.prefix),
+            label,
+        );
+        LabelGuard::new(limit.max(1), counter)
+    }
+
+    /// Registers (or returns the already registered) counter `name`, which
+    /// may end in `_total` or not.
+    pub fn counter<L: LabelSet>(
+        &self,
+        name: &str,
+        help: &str,
+    ) -> Result<Counter<L>, RegisterError> {
+        self.counter_with(MetricOpts::new(name, help))
+    }
+
+    /// Registers a counter with options.
+    pub fn counter_with<L: LabelSet>(&self, opts: MetricOpts) -> Result<Counter<L>, RegisterError> {
+        let base = opts.name.strip_suffix("_total").unwrap_or(&opts.name).to_string();
+        let exposed = format!("{base}_total");
+        let family = self.register::<L, CounterCell>(base, exposed, opts, Shape::default())?;
+        Ok(Counter { family })
+    }
+
+    /// Registers (or returns the already registered) gauge `name`.
+    pub fn gauge<L: LabelSet>(&self, name: &str, help: &str) -> Result<Gauge<L>, RegisterError> {
+        self.gauge_with(MetricOpts::new(name, help))
+    }
+
+    /// Registers a gauge with options.
+    pub fn gauge_with<L: LabelSet>(&self, opts: MetricOpts) -> Result<Gauge<L>, RegisterError> {
+        let name = opts.name.clone();
+        let family = self.register::<L, GaugeCell>(name.clone(), name, opts, Shape::default())?;
+        Ok(Gauge { family })
+    }
+
+    /// Registers (or returns the already registered) histogram `name` with
+    /// the buckets configured for it.
+    pub fn histogram<L: LabelSet>(
+        &self,
+        name: &str,
+        help: &str,
+    ) -> Result<Histogram<L>, RegisterError> {
+        self.histogram_with(MetricOpts::new(name, help))
+    }
+
+    /// Registers a histogram with options.
+    pub fn histogram_with<L: LabelSet>(
+        &self,
+        opts: MetricOpts,
+    ) -> Result<Histogram<L>, RegisterError> {
+        let bounds = match &opts.buckets {
+            Some(b) if valid_buckets(b) => b.clone(),
+            Some(b) => {
+                return Err(RegisterError::InvalidBuckets {
+                    metric: opts.name.clone(),
+                    buckets: b.clone(),
+                });
+            }
+            None => self.buckets_for(&opts.name).to_vec(),
+        };
+        if L::NAMES.contains(&"le") {
+            return Err(RegisterError::ReservedLabel {
+                metric: opts.name.clone(),
+                label: "le".into(),
+                reason: "histograms use it for bucket bounds",
+            });
+        }
+        let le = bounds
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .map(bucket_label)
+            .collect();
+        let shape = Shape {
+            bounds: bounds.into(),
+            le,
+        };
+        let name = opts.name.clone();
+        let family = self.register::<L, HistogramCell>(name.clone(), name, opts, shape)?;
+        Ok(Histogram { family })
+    }
+
+    fn register<L: LabelSet, C: Cell>(
+        &self,
+        name: String,
+        exposed: String,
+        opts: MetricOpts,
+        shape: Shape,
+    ) -> Result<Arc<Family<L, C>>, RegisterError> {
+        let metric = &opts.name;
+        if !valid_metric_name(&name) {
+            return Err(RegisterError::InvalidName(metric.clone()));
+        }
+        for (i, label) in L::NAMES.iter().enumerate() {
+            let err = |reason| RegisterError::ReservedLabel {
+                metric: metric.clone(),
+                label: label.to_string(),
+                reason,
+            };
+            if !valid_label_name(label) {
+                return Err(RegisterError::InvalidLabelName {
+                    metric: metric.clone(),
+                    label: label.to_string(),
+                });
+            }
+            if *label == names::TENANT_LABEL {
+                return Err(err("plimsoll adds tenant_id to every series"));
+            }
+            if label.starts_with("__") {
+                return Err(err("names starting with __ are reserved"));
+            }
+            if self.inner.const_names.iter().any(|c| c == label) {
+                return Err(err("it is a constant label"));
+            }
+            if L::NAMES[..i].contains(label) {
+                return Err(RegisterError::DuplicateLabel {
+                    metric: metric.clone(),
+                    label: label.to_string(),
+                });
+            }
+        }
+        let max_series = opts
+            .max_series
+            .or_else(|| self.inner.family_max_series.get(&name).copied())
+            .unwrap_or(self.inner.max_series);
+        if max_series == 0 {
+            return Err(RegisterError::ZeroMaxSeries(metric.clone()));
+        }
+
+        let mut families = self.inner.families.lock().unwrap_or_else(|e| e.into_inner());
+        let type_id = TypeId::of::<Family<L, C>>();
+        if let Some(existing) = families.iter().find(|f| f.name == name) {
+            if existing.type_id == type_id {
+                if let Ok(family) = existing.any.clone().downcast::<Family<L, C>>() {
+                    if family.shape.bounds == shape.bounds {
+                        return Ok(family);
+                    }
+                }
+            }
+            return Err(RegisterError::Conflict(metric.clone()));
+        }
+        let family = Arc::new(Family::<L, C>::new(
+            Meta {
+                name: name.clone(),
+                exposed: format!("{}{exposed}", self.inner.prefix),
+                help: opts.help,
+            },
+            shape,
+            max_series,
+            self.inner.tenants.clone(),
+            Some(self.inner.overflow.clone()),
+        ));
+        families.push(Registered {
+            name,
+            type_id,
+            any: family.clone(),
+            encode: family.clone(),
+        });
+        Ok(family)
+    }
+
+    /// Adds a collector whose metrics are written at every scrape.
+    pub fn register_collector(&self, collector: impl Collector) {
+        self.inner
+            .collectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(collector));
+    }
+
+    /// The number of series across all registered families (collectors not counted).
+    pub fn series_count(&self) -> usize {
+        let families = self.inner.families.lock().unwrap_or_else(|e| e.into_inner());
+        families.iter().map(|f| f.encode.series_count()).sum::<usize>()
+            + self.inner.overflow.store.len()
+    }
+
+    /// Encodes every family in `format`.
+    pub fn encode(&self, format: Format) -> String {
+        let mut body = String::with_capacity(self.inner.last_size.load(Ordering::Relaxed));
+        self.encode_into(&mut body, format);
+        self.inner.last_size.store(body.len() + body.len() / 8, Ordering::Relaxed);
+        body
+    }
+
+    /// Encodes in the format the `Accept` header asks for.
+    pub fn render(&self, accept: Option<&str>) -> Exposition {
+        let format = Format::negotiate(accept);
+        Exposition {
+            format,
+            body: self.encode(format),
+        }
+    }
+
+    /// Appends the encoding of every family to `out`.
+    pub fn encode_into(&self, out: &mut String, format: Format) {
+        let families: Vec<Arc<dyn EncodeFamily>> = self
+            .inner
+            .families
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|f| f.encode.clone())
+            .collect();
+        let collectors = self
+            .inner
+            .collectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut enc = Encoder {
+            out,
+            format,
+            prefix: &self.inner.prefix,
+            const_labels: &self.inner.const_labels,
+        };
+        if let Some(labels) = &self.inner.build_info {
+            enc.header(names::BUILD_INFO, names::BUILD_INFO_HELP, crate::MetricKind::Gauge);
+            let mut rendered = String::new();
+            enc.render_labels(&mut rendered, names::SYSTEM, |buf| buf.push_str(labels));
+            enc.sample_start(names::BUILD_INFO, "", &rendered, None);
+            enc.out.push_str("1\n");
+        }
+        for family in &families {
+            family.encode(&mut enc);
+        }
+        let mut writer = MetricWriter {
+            enc: &mut enc,
+            labels: String::new(),
+        };
+        for collector in &collectors {
+            collector.collect(&mut writer);
+        }
+        self.inner.overflow.encode(&mut enc);
+        if format == Format::OpenMetrics {
+            enc.out.push_str("# EOF\n");
+        }
+    }
+
+    /// Encodes and parses the scrape, for assertions in tests.
+    ///
+    /// # Panics
+    ///
+    /// If the exposition does not parse, which would be a plimsoll bug.
+    #[cfg(feature = "test-util")]
+    pub fn scrape(&self) -> crate::testing::Scrape {
+        let body = self.encode(Format::OpenMetrics);
+        crate::testing::Scrape::parse(&body)
+            .unwrap_or_else(|e| panic!("plimsoll produced an exposition it cannot parse: {e}\n{body}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_metric_name("a:b_c9"));
+        assert!(!valid_metric_name("9a"));
+        assert!(!valid_metric_name(""));
+        assert!(!valid_metric_name("a-b"));
+        assert!(valid_label_name("_x1"));
+        assert!(!valid_label_name("a:b"));
+    }
+}

@@ -1,0 +1,320 @@
+//! Tenants: validated ids, bounded per [`Telemetry`](crate::Telemetry).
+//!
+//! A [`Tenant`] is what every recording call takes. It is obtained from
+//! [`Telemetry::tenant`](crate::Telemetry::tenant), which validates the raw id
+//! and applies the tenant policy (a bound on distinct tenants, and optionally
+//! an allow-list). What fails validation becomes [`UNKNOWN`]; what is past the
+//! bound or outside the allow-list becomes [`OTHER`] and is counted in
+//! `plimsoll_cardinality_overflow_total{label="tenant_id"}` when recorded. A
+//! raw value that failed validation never reaches a label.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::bounded::{Admission, BoundedSet};
+use crate::names::{OTHER, SYSTEM, UNKNOWN};
+
+/// Default bound on distinct tenants per [`Telemetry`](crate::Telemetry).
+pub const DEFAULT_MAX_TENANTS: usize = 100;
+/// Longest accepted tenant id, in bytes.
+pub const MAX_TENANT_ID_LEN: usize = 64;
+
+/// A tenant id as it appears in the `tenant_id` label.
+///
+/// Cheap to clone. Obtain one from [`Telemetry::tenant`](crate::Telemetry::tenant)
+/// (validated and bounded), or use [`Tenant::system`] / [`Tenant::unknown`].
+///
+/// # Example
+///
+/// ```
+/// use plimsoll_core::{Telemetry, Tenant};
+///
+/// let telemetry = Telemetry::builder().with_max_tenants(1).build().unwrap();
+/// assert_eq!(telemetry.tenant("acme").as_str(), "acme");
+/// assert_eq!(telemetry.tenant("globex").as_str(), "__other__"); // past the bound
+/// assert_eq!(telemetry.tenant("bad id\n").as_str(), "__unknown__"); // invalid
+/// assert_eq!(Tenant::system().as_str(), "__system__");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub(crate) label: TenantLabel,
+    pub(crate) state: TenantState,
+}
+
+/// The label value of a tenant; compares by content, with a pointer fast path.
+#[derive(Clone, Debug)]
+pub(crate) enum TenantLabel {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl TenantLabel {
+    #[inline]
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            TenantLabel::Static(s) => s,
+            TenantLabel::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for TenantLabel {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (TenantLabel::Shared(a), TenantLabel::Shared(b)) if Arc::ptr_eq(a, b) => true,
+            _ => self.as_str() == other.as_str(),
+        }
+    }
+}
+
+impl Eq for TenantLabel {}
+
+impl Hash for TenantLabel {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+/// How a tenant came to have its label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TenantState {
+    /// Admitted by the registry with this id.
+    Admitted(u64),
+    /// A reserved value that needs no admission.
+    Reserved,
+    /// Refused by a bound or an allow-list: the label is [`OTHER`].
+    Overflow,
+}
+
+impl Tenant {
+    /// The tenant for series that belong to no tenant: `__system__`.
+    pub const fn system() -> Self {
+        Self {
+            label: TenantLabel::Static(SYSTEM),
+            state: TenantState::Reserved,
+        }
+    }
+
+    /// The tenant used when none could be resolved: `__unknown__`.
+    pub const fn unknown() -> Self {
+        Self {
+            label: TenantLabel::Static(UNKNOWN),
+            state: TenantState::Reserved,
+        }
+    }
+
+    pub(crate) const fn overflow() -> Self {
+        Self {
+            label: TenantLabel::Static(OTHER),
+            state: TenantState::Overflow,
+        }
+    }
+
+    /// The value of the `tenant_id` label.
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        self.label.as_str()
+    }
+
+    /// Whether a bound or allow-list refused this tenant (its label is `__other__`).
+    pub fn is_overflow(&self) -> bool {
+        self.state == TenantState::Overflow
+    }
+
+    /// Whether this is a reserved value (`__unknown__`, `__system__`, `__other__`).
+    pub fn is_reserved(&self) -> bool {
+        !matches!(self.state, TenantState::Admitted(_))
+    }
+
+    /// Checks a raw tenant id: 1 to [`MAX_TENANT_ID_LEN`] bytes of ASCII
+    /// letters, digits, `-`, `_`, `.` and `:`, not starting with `__` (the
+    /// reserved values' prefix).
+    pub fn validate(raw: &str) -> Result<(), InvalidTenant> {
+        if raw.is_empty() {
+            return Err(InvalidTenant::Empty);
+        }
+        if raw.len() > MAX_TENANT_ID_LEN {
+            return Err(InvalidTenant::TooLong { len: raw.len() });
+        }
+        if let Some((position, ch)) = raw
+            .char_indices()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+        {
+            return Err(InvalidTenant::Character { ch, position });
+        }
+        if raw.starts_with("__") {
+            return Err(InvalidTenant::ReservedPrefix);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Tenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq for Tenant {
+    fn eq(&self, other: &Self) -> bool {
+        self.label == other.label
+    }
+}
+
+impl Eq for Tenant {}
+
+/// Why a raw tenant id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidTenant {
+    /// The id is empty.
+    #[error("tenant id is empty")]
+    Empty,
+    /// The id is longer than [`MAX_TENANT_ID_LEN`].
+    #[error("tenant id is {len} bytes long; the limit is {MAX_TENANT_ID_LEN}")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The id holds a character outside `[A-Za-z0-9._:-]`.
+    #[error("tenant id has the character {ch:?} at byte {position}; allowed are A-Z a-z 0-9 - _ . :")]
+    Character {
+        /// The first offending character.
+        ch: char,
+        /// Its byte offset.
+        position: usize,
+    },
+    /// The id starts with `__`, the prefix of reserved values.
+    #[error("tenant id starts with `__`, which is reserved for plimsoll's own values")]
+    ReservedPrefix,
+}
+
+static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The tenants admitted by one `Telemetry`.
+#[derive(Debug)]
+pub(crate) struct TenantRegistry {
+    id: u64,
+    admitted: BoundedSet,
+    allowed: Option<BoundedSet>,
+}
+
+impl TenantRegistry {
+    pub(crate) fn new(max_tenants: usize, allowed: Option<&[String]>) -> Self {
+        let allowed = allowed.map(|list| {
+            let set = BoundedSet::new(list.len());
+            for id in list {
+                set.insert(id);
+            }
+            set
+        });
+        Self {
+            id: NEXT_REGISTRY_ID.fetch_add(1, Ordering::Relaxed),
+            admitted: BoundedSet::new(max_tenants),
+            allowed,
+        }
+    }
+
+    /// Validates and bounds a raw id.
+    pub(crate) fn resolve(&self, raw: &str) -> Tenant {
+        if Tenant::validate(raw).is_err() {
+            return Tenant::unknown();
+        }
+        self.admit(raw)
+    }
+
+    /// Like `resolve`, for a value that is known to be valid.
+    fn admit(&self, valid: &str) -> Tenant {
+        if let Some(allowed) = &self.allowed {
+            if allowed.get(valid).is_none() {
+                return Tenant::overflow();
+            }
+        }
+        match self.admitted.admit(valid) {
+            Admission::Admitted(shared) => Tenant {
+                label: TenantLabel::Shared(shared),
+                state: TenantState::Admitted(self.id),
+            },
+            Admission::Refused => Tenant::overflow(),
+        }
+    }
+
+    /// Returns `tenant` as this registry would label it: a tenant admitted by
+    /// another `Telemetry` is admitted here again.
+    #[inline]
+    pub(crate) fn rebind<'a>(&self, tenant: &'a Tenant) -> std::borrow::Cow<'a, Tenant> {
+        match tenant.state {
+            TenantState::Admitted(id) if id != self.id => {
+                std::borrow::Cow::Owned(self.admit(tenant.as_str()))
+            }
+            _ => std::borrow::Cow::Borrowed(tenant),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.admitted.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        assert_eq!(Tenant::validate("acme-01.eu:prod_x"), Ok(()));
+        assert_eq!(Tenant::validate(""), Err(InvalidTenant::Empty));
+        assert_eq!(
+            Tenant::validate(&"a".repeat(65)),
+            Err(InvalidTenant::TooLong { len: 65 })
+        );
+        assert_eq!(
+            Tenant::validate("a\"b"),
+            Err(InvalidTenant::Character {
+                ch: '"',
+                position: 1
+            })
+        );
+        assert_eq!(Tenant::validate("__system__"), Err(InvalidTenant::ReservedPrefix));
+        assert_eq!(
+            Tenant::validate("é").unwrap_err().to_string(),
+            "tenant id has the character 'é' at byte 0; allowed are A-Z a-z 0-9 - _ . :"
+        );
+    }
+
+    #[test]
+    fn invalid_and_impersonating_ids_resolve_to_unknown() {
+        let registry = TenantRegistry::new(10, None);
+        for raw in ["", "a b", "x\ny", "__other__", "__system__", &"z".repeat(100)] {
+            let tenant = registry.resolve(raw);
+            assert_eq!(tenant.as_str(), UNKNOWN, "{raw:?}");
+            assert!(!tenant.is_overflow());
+        }
+        assert_eq!(registry.len(), 0);
+    }
+
+    #[test]
+    fn bound_and_allow_list() {
+        let allowed = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let registry = TenantRegistry::new(2, Some(&allowed));
+        assert_eq!(registry.resolve("a").as_str(), "a");
+        assert!(registry.resolve("zzz").is_overflow());
+        assert_eq!(registry.resolve("b").as_str(), "b");
+        let c = registry.resolve("c");
+        assert_eq!((c.as_str(), c.is_overflow()), (OTHER, true));
+    }
+
+    #[test]
+    fn rebind_readmits_foreign_tenants() {
+        let one = TenantRegistry::new(1, None);
+        let two = TenantRegistry::new(1, None);
+        let _ = two.resolve("first");
+        let t = one.resolve("acme");
+        assert!(matches!(one.rebind(&t), std::borrow::Cow::Borrowed(_)));
+        assert!(two.rebind(&t).is_overflow());
+    }
+}

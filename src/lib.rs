@@ -1,0 +1,15 @@
+//! plimsoll: production telemetry for multi-tenant services in a few lines.
+//!
+//! This facade re-exports the plimsoll crates, each behind a feature. The
+//! core (always on) is [`plimsoll_core`], re-exported at the root.
+//!
+//! ```
+//! let telemetry = plimsoll::Telemetry::builder().build()?;
+//! let tenant = telemetry.tenant("acme");
+//! let jobs = telemetry.counter::<()>("jobs", "Jobs run.")?;
+//! jobs.inc(&tenant, &());
+//! assert_eq!(jobs.get(&tenant, &()), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub use plimsoll_core::*;
