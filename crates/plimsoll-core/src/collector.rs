@@ -40,7 +40,11 @@ pub struct MetricWriter<'a, 'b> {
 impl<'b> MetricWriter<'_, 'b> {
     /// Starts a counter family; `name` may end in `_total` or not.
     pub fn counter(&mut self, name: &str, help: &str) -> FamilyWriter<'_, 'b> {
-        self.family(name.strip_suffix("_total").unwrap_or(name), help, MetricKind::Counter)
+        self.family(
+            name.strip_suffix("_total").unwrap_or(name),
+            help,
+            MetricKind::Counter,
+        )
     }
 
     /// Starts a gauge family.
@@ -90,7 +94,8 @@ impl FamilyWriter<'_, '_> {
         let buf = &mut *self.labels;
         self.enc.render_labels(buf, tenant.as_str(), |buf| {
             for (name, value) in labels {
-                if !crate::telemetry::valid_label_name(name) || *name == crate::names::TENANT_LABEL {
+                if !crate::telemetry::valid_label_name(name) || *name == crate::names::TENANT_LABEL
+                {
                     debug_assert!(false, "invalid label name {name:?}");
                     continue;
                 }
@@ -101,7 +106,11 @@ impl FamilyWriter<'_, '_> {
                 buf.push('"');
             }
         });
-        let suffix = if self.kind == MetricKind::Counter { "_total" } else { "" };
+        let suffix = if self.kind == MetricKind::Counter {
+            "_total"
+        } else {
+            ""
+        };
         self.enc.sample_start(&self.name, suffix, buf, None);
         write_f64(self.enc.out, value);
         self.enc.out.push('\n');

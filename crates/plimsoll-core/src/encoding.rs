@@ -195,7 +195,13 @@ impl Encoder<'_> {
 
     /// Writes `prefix name suffix {labels le} ` up to the value.
     #[inline]
-    pub(crate) fn sample_start(&mut self, name: &str, suffix: &str, labels: &str, le: Option<&str>) {
+    pub(crate) fn sample_start(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: &str,
+        le: Option<&str>,
+    ) {
         self.out.push_str(self.prefix);
         self.out.push_str(name);
         self.out.push_str(suffix);
@@ -254,7 +260,15 @@ mod tests {
     #[test]
     fn floats() {
         let mut out = String::new();
-        for v in [3.0, 0.25, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 1e20] {
+        for v in [
+            3.0,
+            0.25,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            1e20,
+        ] {
             write_f64(&mut out, v);
             out.push(' ');
         }
@@ -272,10 +286,22 @@ mod tests {
             (Some(""), Prometheus),
             (Some("text/plain"), Prometheus),
             (Some("application/openmetrics-text"), OpenMetrics),
-            (Some("application/openmetrics-text; version=1.0.0"), OpenMetrics),
-            (Some("application/openmetrics-text; version=2.0.0"), Prometheus),
-            (Some("application/openmetrics-text;q=0.5,text/plain"), Prometheus),
-            (Some("text/plain;q=0.2, application/openmetrics-text;q=0.3"), OpenMetrics),
+            (
+                Some("application/openmetrics-text; version=1.0.0"),
+                OpenMetrics,
+            ),
+            (
+                Some("application/openmetrics-text; version=2.0.0"),
+                Prometheus,
+            ),
+            (
+                Some("application/openmetrics-text;q=0.5,text/plain"),
+                Prometheus,
+            ),
+            (
+                Some("text/plain;q=0.2, application/openmetrics-text;q=0.3"),
+                OpenMetrics,
+            ),
             (Some("application/openmetrics-text;q=0"), Prometheus),
             (Some("garbage;;;q=x,,"), Prometheus),
         ];

@@ -153,11 +153,8 @@ pub struct LabelGuard {
 struct GuardInner {
     values: crate::bounded::BoundedSet,
     overflow: crate::metrics::OverflowCounter,
-}
-
-/// The overflow value as a shared string, for label sets holding `Arc<str>`.
-fn other_value() -> Arc<str> {
-    Arc::from(crate::names::OTHER)
+    /// `__other__`, shared so the overflow path does not allocate.
+    other: Arc<str>,
 }
 
 impl LabelGuard {
@@ -166,6 +163,7 @@ impl LabelGuard {
             inner: Arc::new(GuardInner {
                 values: crate::bounded::BoundedSet::new(limit),
                 overflow,
+                other: Arc::from(crate::names::OTHER),
             }),
         }
     }
@@ -178,7 +176,7 @@ impl LabelGuard {
             crate::bounded::Admission::Admitted(shared) => shared,
             crate::bounded::Admission::Refused => {
                 self.inner.overflow.inc();
-                other_value()
+                self.inner.other.clone()
             }
         }
     }

@@ -51,8 +51,8 @@ pub mod metrics;
 pub mod names;
 mod process;
 mod store;
-pub mod tenant;
 mod telemetry;
+pub mod tenant;
 #[cfg(feature = "test-util")]
 pub mod testing;
 

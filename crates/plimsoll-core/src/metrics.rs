@@ -117,22 +117,56 @@ impl Cell for GaugeCell {
     }
 }
 
-/// Buckets (not cumulative; the last is `+Inf`) and the sum. The count is
-/// the sum of the buckets, so the exposition is always consistent.
+/// The sum (as `f64` bits, first, so that it shares a cache line with the
+/// low buckets) and the buckets (not cumulative; the last is `+Inf`). The
+/// count is the sum of the buckets, so the exposition is always consistent.
 #[derive(Debug)]
 pub(crate) struct HistogramCell {
-    buckets: Box<[AtomicU64]>,
-    sum: AtomicU64,
+    sum_and_buckets: Counts,
     exemplars: Mutex<Option<Box<[Option<Exemplar>]>>>,
+}
+
+/// Up to this many words (sum + buckets) live inline in the series entry,
+/// next to its key, which saves a cache miss per observation; the default
+/// layout (13 bounds + `+Inf` + sum = 15) fits.
+const INLINE_WORDS: usize = 16;
+
+#[derive(Debug)]
+enum Counts {
+    Inline(u8, [AtomicU64; INLINE_WORDS]),
+    Heap(Box<[AtomicU64]>),
 }
 
 impl HistogramCell {
     fn new(bounds: usize) -> Self {
+        let words = bounds + 2;
+        let sum_and_buckets = if words <= INLINE_WORDS {
+            Counts::Inline(words as u8, std::array::from_fn(|_| AtomicU64::new(0)))
+        } else {
+            Counts::Heap((0..words).map(|_| AtomicU64::new(0)).collect())
+        };
         Self {
-            buckets: (0..=bounds).map(|_| AtomicU64::new(0)).collect(),
-            sum: AtomicU64::new(0),
+            sum_and_buckets,
             exemplars: Mutex::new(None),
         }
+    }
+
+    #[inline]
+    fn words(&self) -> &[AtomicU64] {
+        match &self.sum_and_buckets {
+            Counts::Inline(len, words) => &words[..usize::from(*len)],
+            Counts::Heap(words) => words,
+        }
+    }
+
+    #[inline]
+    fn sum(&self) -> &AtomicU64 {
+        &self.words()[0]
+    }
+
+    #[inline]
+    fn buckets(&self) -> &[AtomicU64] {
+        &self.words()[1..]
     }
 
     #[inline]
@@ -141,9 +175,9 @@ impl HistogramCell {
             .iter()
             .position(|b| value <= *b)
             .unwrap_or(bounds.len());
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.buckets()[bucket].fetch_add(1, Ordering::Relaxed);
         if !value.is_nan() {
-            add_f64(&self.sum, value);
+            add_f64(self.sum(), value);
         }
         if let Some(trace) = trace {
             self.keep_exemplar(bucket, value, trace);
@@ -156,7 +190,7 @@ impl HistogramCell {
         let Ok(mut slots) = self.exemplars.try_lock() else {
             return;
         };
-        let slots = slots.get_or_insert_with(|| vec![None; self.buckets.len()].into());
+        let slots = slots.get_or_insert_with(|| vec![None; self.buckets().len()].into());
         slots[bucket] = Some(Exemplar {
             trace_id: trace.trace_id,
             span_id: trace.span_id,
@@ -168,7 +202,10 @@ impl HistogramCell {
     }
 
     fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+        self.buckets()
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -184,7 +221,7 @@ impl Cell for HistogramCell {
             None
         };
         let mut cumulative = 0;
-        for (i, bucket) in self.buckets.iter().enumerate() {
+        for (i, bucket) in self.buckets().iter().enumerate() {
             cumulative += bucket.load(Ordering::Relaxed);
             enc.sample_start(name, "_bucket", labels, Some(&shape.le[i]));
             write_u64(enc.out, cumulative);
@@ -194,7 +231,7 @@ impl Cell for HistogramCell {
             enc.out.push('\n');
         }
         enc.sample_start(name, "_sum", labels, None);
-        write_f64(enc.out, f64::from_bits(self.sum.load(Ordering::Relaxed)));
+        write_f64(enc.out, f64::from_bits(self.sum().load(Ordering::Relaxed)));
         enc.out.push('\n');
         enc.sample_start(name, "_count", labels, None);
         write_u64(enc.out, cumulative);
@@ -246,7 +283,12 @@ impl OverflowCounter {
 
     #[inline]
     pub(crate) fn inc(&self) {
-        self.family.store.entry(self.index).cell.0.fetch_add(1, Ordering::Relaxed);
+        self.family
+            .store
+            .entry(self.index)
+            .cell
+            .0
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -318,10 +360,11 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
 
     #[cold]
     fn count_slow(&self, flags: Overflows) {
-        if flags.tenant {
-            if let Some(c) = self.overflow_counter(&self.tenant_overflow, crate::names::TENANT_LABEL) {
-                c.inc();
-            }
+        if flags.tenant
+            && let Some(c) =
+                self.overflow_counter(&self.tenant_overflow, crate::names::TENANT_LABEL)
+        {
+            c.inc();
         }
         if flags.series {
             let label = L::NAMES.join(",");
@@ -364,7 +407,9 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
             enc.render_labels(&mut labels, entry.tenant.as_str(), |buf| {
                 write_labels::<L>(buf, entry.labels.as_ref())
             });
-            entry.cell.encode(enc, &self.meta.name, &labels, &self.shape);
+            entry
+                .cell
+                .encode(enc, &self.meta.name, &labels, &self.shape);
         }
     }
 
@@ -534,7 +579,11 @@ impl<L: LabelSet> CounterSeries<L> {
     #[inline]
     pub fn inc_by(&self, value: u64) {
         self.family.count(self.overflows);
-        self.family.entry(self.index).cell.0.fetch_add(value, Ordering::Relaxed);
+        self.family
+            .entry(self.index)
+            .cell
+            .0
+            .fetch_add(value, Ordering::Relaxed);
     }
 
     /// The current value.
@@ -562,13 +611,17 @@ impl<L: LabelSet> Gauge<L> {
     /// Sets the value.
     #[inline]
     pub fn set(&self, tenant: &Tenant, labels: &L, value: f64) {
-        self.family.record(tenant, labels, GaugeCell::default).set(value);
+        self.family
+            .record(tenant, labels, GaugeCell::default)
+            .set(value);
     }
 
     /// Adds `value` (which may be negative).
     #[inline]
     pub fn add(&self, tenant: &Tenant, labels: &L, value: f64) {
-        self.family.record(tenant, labels, GaugeCell::default).add(value);
+        self.family
+            .record(tenant, labels, GaugeCell::default)
+            .add(value);
     }
 
     /// Adds one.
@@ -585,7 +638,9 @@ impl<L: LabelSet> Gauge<L> {
 
     /// The current value of a series; 0 when it does not exist (never creates it).
     pub fn get(&self, tenant: &Tenant, labels: &L) -> f64 {
-        self.family.existing(tenant, labels).map_or(0.0, GaugeCell::get)
+        self.family
+            .existing(tenant, labels)
+            .map_or(0.0, GaugeCell::get)
     }
 
     /// A handle to one series, created now if the bound allows.
@@ -675,9 +730,11 @@ impl<L: LabelSet> Histogram<L> {
         value: f64,
         trace: Option<TraceRef>,
     ) {
-        self.family
-            .record(tenant, labels, self.make())
-            .observe(&self.family.shape.bounds, value, trace);
+        self.family.record(tenant, labels, self.make()).observe(
+            &self.family.shape.bounds,
+            value,
+            trace,
+        );
     }
 
     /// Starts a timer that records the elapsed seconds when dropped.
@@ -697,9 +754,9 @@ impl<L: LabelSet> Histogram<L> {
 
     /// The sum of observations of a series; 0 when it does not exist.
     pub fn sum(&self, tenant: &Tenant, labels: &L) -> f64 {
-        self.family.existing(tenant, labels).map_or(0.0, |c| {
-            f64::from_bits(c.sum.load(Ordering::Relaxed))
-        })
+        self.family
+            .existing(tenant, labels)
+            .map_or(0.0, |c| f64::from_bits(c.sum().load(Ordering::Relaxed)))
     }
 
     /// A handle to one series, created now if the bound allows.

@@ -69,8 +69,11 @@ impl Collector for ProcessCollector {
         let read = |path: &str| std::fs::read_to_string(path).ok();
         let stat = read("/proc/self/stat").and_then(|s| parse_stat(&s));
         if let Some(stat) = &stat {
-            out.counter(PROCESS_CPU_SECONDS, "Total user and system CPU time spent in seconds.")
-                .sample(&system, &[], stat.cpu_seconds);
+            out.counter(
+                PROCESS_CPU_SECONDS,
+                "Total user and system CPU time spent in seconds.",
+            )
+            .sample(&system, &[], stat.cpu_seconds);
         }
         if let Some(rss) = read("/proc/self/status").and_then(|s| parse_rss(&s)) {
             out.gauge(PROCESS_RESIDENT_MEMORY, "Resident memory size in bytes.")
@@ -118,9 +121,14 @@ mod tests {
                 virtual_bytes: 987654321.0,
             })
         );
-        assert_eq!(parse_rss("Name:\tx\nVmRSS:\t   2048 kB\n"), Some(2048.0 * 1024.0));
         assert_eq!(
-            parse_max_fds("Limit  Soft Limit  Hard Limit  Units\nMax open files            1024                 524288               files\n"),
+            parse_rss("Name:\tx\nVmRSS:\t   2048 kB\n"),
+            Some(2048.0 * 1024.0)
+        );
+        assert_eq!(
+            parse_max_fds(
+                "Limit  Soft Limit  Hard Limit  Units\nMax open files            1024                 524288               files\n"
+            ),
             Some(1024.0)
         );
         assert_eq!(parse_boot_time("cpu 1 2\nbtime 1700000000\n"), Some(1.7e9));

@@ -1,7 +1,7 @@
 //! The storage behind every family: a sharded index over an append-only list.
 //!
 //! Lookups hash the key once (foldhash, random seed), take one shard's read
-//! lock, and compare against entries that live in a lock-free append-only
+//! lock, probe an index of packed hash/position words, and compare against entries that live in a lock-free append-only
 //! vector; nothing is allocated on the warm path. New series take one shard's
 //! write lock. Series are never removed, so an index stays valid for the life
 //! of the family, and exposition walks the entries in creation order without
@@ -11,28 +11,90 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hashbrown::HashTable;
-
 use crate::labels::LabelSet;
 use crate::tenant::TenantLabel;
 
 const SHARD_BITS: u32 = 4;
 const SHARDS: usize = 1 << SHARD_BITS;
 
-/// Where a key's entry lives; the hash's low half is kept to skip most
-/// comparisons without touching the entry.
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    hash: u32,
-    index: u32,
+/// An insert-only open-addressing index from a key's hash to its entry.
+///
+/// A slot packs the hash's low 32 bits and `index + 1` into one word (0 is
+/// empty), so a probe reads one cache line and compares most misses away
+/// without touching the entry. Linear probing, at most 3/4 full.
+#[derive(Debug, Default)]
+struct Index {
+    slots: Box<[u64]>,
+    len: usize,
 }
 
-/// Spreads a 32-bit hash over 64 bits so the table's position and tag bits
-/// both depend on all of it.
-#[inline]
-fn spread(hash: u32) -> u64 {
-    u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+impl Index {
+    #[inline]
+    fn pack(hash: u32, index: u32) -> u64 {
+        (u64::from(hash) << 32) | (u64::from(index) + 1)
+    }
+
+    /// Calls `eq` with the entry index of each slot whose hash matches.
+    #[inline]
+    fn find(&self, hash: u32, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut pos = spread(hash) & mask;
+        loop {
+            let slot = self.slots[pos];
+            if slot == 0 {
+                return None;
+            }
+            if (slot >> 32) as u32 == hash {
+                let index = (slot as u32).wrapping_sub(1);
+                if eq(index) {
+                    return Some(index);
+                }
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    fn insert(&mut self, hash: u32, index: u32) {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        Self::place(&mut self.slots, Self::pack(hash, index));
+        self.len += 1;
+    }
+
+    fn place(slots: &mut [u64], packed: u64) {
+        let mask = slots.len() - 1;
+        let mut pos = spread((packed >> 32) as u32) & mask;
+        while slots[pos] != 0 {
+            pos = (pos + 1) & mask;
+        }
+        slots[pos] = packed;
+    }
+
+    fn grow(&mut self) {
+        let capacity = (self.slots.len() * 2).max(16);
+        let mut slots = vec![0u64; capacity].into_boxed_slice();
+        for &packed in self.slots.iter().filter(|s| **s != 0) {
+            Self::place(&mut slots, packed);
+        }
+        self.slots = slots;
+    }
 }
+
+/// Spreads a 32-bit hash so that the table position depends on all of it.
+#[inline]
+fn spread(hash: u32) -> usize {
+    (u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+}
+
+/// A shard on its own cache lines, so that recorders on different cores
+/// taking different shards' locks do not contend for one line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(RwLock<Index>);
 
 /// One series: its key and its value cell. `labels` is `None` for the
 /// overflow series of a tenant (all user labels `__other__`).
@@ -45,7 +107,7 @@ pub(crate) struct Entry<L, C> {
 
 #[derive(Debug)]
 pub(crate) struct Store<L, C> {
-    shards: Box<[RwLock<HashTable<Slot>>]>,
+    shards: Box<[Shard]>,
     entries: boxcar::Vec<Entry<L, C>>,
     hasher: foldhash::fast::RandomState,
     /// Series with their own labels (overflow series are not counted).
@@ -56,7 +118,7 @@ pub(crate) struct Store<L, C> {
 impl<L: LabelSet, C> Store<L, C> {
     pub(crate) fn new(max_series: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             entries: boxcar::Vec::new(),
             hasher: foldhash::fast::RandomState::default(),
             regular: AtomicUsize::new(0),
@@ -73,26 +135,22 @@ impl<L: LabelSet, C> Store<L, C> {
     }
 
     #[inline]
-    fn shard(&self, hash: u64) -> &RwLock<HashTable<Slot>> {
-        &self.shards[(hash >> (64 - SHARD_BITS)) as usize]
+    fn shard(&self, hash: u64) -> &RwLock<Index> {
+        &self.shards[(hash >> (64 - SHARD_BITS)) as usize].0
     }
 
     #[inline]
-    fn matches(&self, slot: &Slot, hash: u32, tenant: &TenantLabel, labels: Option<&L>) -> bool {
-        slot.hash == hash
-            && self
-                .entries
-                .get(slot.index as usize)
-                .is_some_and(|e| e.tenant == *tenant && e.labels.as_ref() == labels)
+    fn matches(&self, index: u32, tenant: &TenantLabel, labels: Option<&L>) -> bool {
+        self.entries
+            .get(index as usize)
+            .is_some_and(|e| e.tenant == *tenant && e.labels.as_ref() == labels)
     }
 
     #[inline]
     fn find_hashed(&self, hash: u64, tenant: &TenantLabel, labels: Option<&L>) -> Option<u32> {
         let shard = self.shard(hash).read().unwrap_or_else(|e| e.into_inner());
         let short = hash as u32;
-        shard
-            .find(spread(short), |s| self.matches(s, short, tenant, labels))
-            .map(|s| s.index)
+        shard.find(short, |i| self.matches(i, tenant, labels))
     }
 
     /// The series for this key, if it exists.
@@ -124,10 +182,10 @@ impl<L: LabelSet, C> Store<L, C> {
         labels: &L,
         make: impl Fn() -> C,
     ) -> (u32, bool) {
-        if self.regular.load(Ordering::Acquire) < self.max_series {
-            if let Some(index) = self.insert(hash, tenant, Some(labels), &make, true) {
-                return (index, false);
-            }
+        if self.regular.load(Ordering::Acquire) < self.max_series
+            && let Some(index) = self.insert(hash, tenant, Some(labels), &make, true)
+        {
+            return (index, false);
         }
         (self.overflow_series(tenant, &make), true)
     }
@@ -154,8 +212,8 @@ impl<L: LabelSet, C> Store<L, C> {
     ) -> Option<u32> {
         let short = hash as u32;
         let mut shard = self.shard(hash).write().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = shard.find(spread(short), |s| self.matches(s, short, tenant, labels)) {
-            return Some(slot.index);
+        if let Some(index) = shard.find(short, |i| self.matches(i, tenant, labels)) {
+            return Some(index);
         }
         if bounded
             && self
@@ -172,9 +230,7 @@ impl<L: LabelSet, C> Store<L, C> {
             labels: labels.cloned(),
             cell: make(),
         }) as u32;
-        shard.insert_unique(spread(short), Slot { hash: short, index }, |s| {
-            spread(s.hash)
-        });
+        shard.insert(short, index);
         Some(index)
     }
 
@@ -211,6 +267,22 @@ mod tests {
     }
 
     #[test]
+    fn index_grows_and_resolves_equal_short_hashes_by_entry() {
+        let mut index = Index::default();
+        for i in 0..1000u32 {
+            // Every tenth pair shares a short hash: `eq` must tell them apart.
+            index.insert(i / 10, i);
+        }
+        assert_eq!(index.len, 1000);
+        assert!(index.slots.len() >= 1334 && index.slots.len().is_power_of_two());
+        for i in 0..1000u32 {
+            assert_eq!(index.find(i / 10, |candidate| candidate == i), Some(i));
+        }
+        assert_eq!(index.find(5000, |_| true), None);
+        assert_eq!(Index::default().find(1, |_| true), None);
+    }
+
+    #[test]
     fn finds_what_it_created() {
         let store: Store<L, ()> = Store::new(1000);
         let mut indexes = Vec::new();
@@ -218,7 +290,10 @@ mod tests {
             indexes.push(store.get_or_create(&tenant("t"), &L { v }, || ()).0);
         }
         for v in 0..500 {
-            assert_eq!(store.get_or_create(&tenant("t"), &L { v }, || ()), (indexes[v as usize], false));
+            assert_eq!(
+                store.get_or_create(&tenant("t"), &L { v }, || ()),
+                (indexes[v as usize], false)
+            );
         }
         assert_eq!(store.find(&tenant("u"), &L { v: 1 }), None);
         assert_eq!(store.len(), 500);
@@ -232,7 +307,10 @@ mod tests {
         }
         let (first, overflowed) = store.get_or_create(&tenant("a"), &L { v: 99 }, || ());
         assert!(overflowed);
-        assert_eq!(store.get_or_create(&tenant("a"), &L { v: 100 }, || ()), (first, true));
+        assert_eq!(
+            store.get_or_create(&tenant("a"), &L { v: 100 }, || ()),
+            (first, true)
+        );
         let (other, overflowed) = store.get_or_create(&tenant("b"), &L { v: 0 }, || ());
         assert!(overflowed);
         assert_ne!(other, first);

@@ -151,7 +151,9 @@ pub enum RegisterError {
     #[error("metric {0:?} is registered already with another type, label set or buckets")]
     Conflict(String),
     /// Bucket bounds are empty, not finite or not strictly increasing.
-    #[error("metric {metric:?}: buckets must be non-empty, finite and strictly increasing, got {buckets:?}")]
+    #[error(
+        "metric {metric:?}: buckets must be non-empty, finite and strictly increasing, got {buckets:?}"
+    )]
     InvalidBuckets {
         /// The metric.
         metric: String,
@@ -532,7 +534,10 @@ impl fmt::Debug for Telemetry {
         f.debug_struct("Telemetry")
             .field("prefix", &self.inner.prefix)
             .field("tenants", &self.inner.tenants.len())
-            .field("families", &self.inner.families.lock().map(|f| f.len()).unwrap_or(0))
+            .field(
+                "families",
+                &self.inner.families.lock().map(|f| f.len()).unwrap_or(0),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -609,7 +614,11 @@ impl Telemetry {
 
     /// Registers a counter with options.
     pub fn counter_with<L: LabelSet>(&self, opts: MetricOpts) -> Result<Counter<L>, RegisterError> {
-        let base = opts.name.strip_suffix("_total").unwrap_or(&opts.name).to_string();
+        let base = opts
+            .name
+            .strip_suffix("_total")
+            .unwrap_or(&opts.name)
+            .to_string();
         let exposed = format!("{base}_total");
         let family = self.register::<L, CounterCell>(base, exposed, opts, Shape::default())?;
         Ok(Counter { family })
@@ -721,15 +730,18 @@ impl Telemetry {
             return Err(RegisterError::ZeroMaxSeries(metric.clone()));
         }
 
-        let mut families = self.inner.families.lock().unwrap_or_else(|e| e.into_inner());
+        let mut families = self
+            .inner
+            .families
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let type_id = TypeId::of::<Family<L, C>>();
         if let Some(existing) = families.iter().find(|f| f.name == name) {
-            if existing.type_id == type_id {
-                if let Ok(family) = existing.any.clone().downcast::<Family<L, C>>() {
-                    if family.shape.bounds == shape.bounds {
-                        return Ok(family);
-                    }
-                }
+            if existing.type_id == type_id
+                && let Ok(family) = existing.any.clone().downcast::<Family<L, C>>()
+                && family.shape.bounds == shape.bounds
+            {
+                return Ok(family);
             }
             return Err(RegisterError::Conflict(metric.clone()));
         }
@@ -764,8 +776,15 @@ impl Telemetry {
 
     /// The number of series across all registered families (collectors not counted).
     pub fn series_count(&self) -> usize {
-        let families = self.inner.families.lock().unwrap_or_else(|e| e.into_inner());
-        families.iter().map(|f| f.encode.series_count()).sum::<usize>()
+        let families = self
+            .inner
+            .families
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        families
+            .iter()
+            .map(|f| f.encode.series_count())
+            .sum::<usize>()
             + self.inner.overflow.store.len()
     }
 
@@ -773,7 +792,9 @@ impl Telemetry {
     pub fn encode(&self, format: Format) -> String {
         let mut body = String::with_capacity(self.inner.last_size.load(Ordering::Relaxed));
         self.encode_into(&mut body, format);
-        self.inner.last_size.store(body.len() + body.len() / 8, Ordering::Relaxed);
+        self.inner
+            .last_size
+            .store(body.len() + body.len() / 8, Ordering::Relaxed);
         body
     }
 
@@ -809,7 +830,11 @@ impl Telemetry {
             const_labels: &self.inner.const_labels,
         };
         if let Some(labels) = &self.inner.build_info {
-            enc.header(names::BUILD_INFO, names::BUILD_INFO_HELP, crate::MetricKind::Gauge);
+            enc.header(
+                names::BUILD_INFO,
+                names::BUILD_INFO_HELP,
+                crate::MetricKind::Gauge,
+            );
             let mut rendered = String::new();
             enc.render_labels(&mut rendered, names::SYSTEM, |buf| buf.push_str(labels));
             enc.sample_start(names::BUILD_INFO, "", &rendered, None);
@@ -839,8 +864,9 @@ impl Telemetry {
     #[cfg(feature = "test-util")]
     pub fn scrape(&self) -> crate::testing::Scrape {
         let body = self.encode(Format::OpenMetrics);
-        crate::testing::Scrape::parse(&body)
-            .unwrap_or_else(|e| panic!("plimsoll produced an exposition it cannot parse: {e}\n{body}"))
+        crate::testing::Scrape::parse(&body).unwrap_or_else(|e| {
+            panic!("plimsoll produced an exposition it cannot parse: {e}\n{body}")
+        })
     }
 }
 

@@ -181,7 +181,9 @@ pub enum InvalidTenant {
         len: usize,
     },
     /// The id holds a character outside `[A-Za-z0-9._:-]`.
-    #[error("tenant id has the character {ch:?} at byte {position}; allowed are A-Z a-z 0-9 - _ . :")]
+    #[error(
+        "tenant id has the character {ch:?} at byte {position}; allowed are A-Z a-z 0-9 - _ . :"
+    )]
     Character {
         /// The first offending character.
         ch: char,
@@ -229,10 +231,10 @@ impl TenantRegistry {
 
     /// Like `resolve`, for a value that is known to be valid.
     fn admit(&self, valid: &str) -> Tenant {
-        if let Some(allowed) = &self.allowed {
-            if allowed.get(valid).is_none() {
-                return Tenant::overflow();
-            }
+        if let Some(allowed) = &self.allowed
+            && allowed.get(valid).is_none()
+        {
+            return Tenant::overflow();
         }
         match self.admitted.admit(valid) {
             Admission::Admitted(shared) => Tenant {
@@ -279,7 +281,10 @@ mod tests {
                 position: 1
             })
         );
-        assert_eq!(Tenant::validate("__system__"), Err(InvalidTenant::ReservedPrefix));
+        assert_eq!(
+            Tenant::validate("__system__"),
+            Err(InvalidTenant::ReservedPrefix)
+        );
         assert_eq!(
             Tenant::validate("é").unwrap_err().to_string(),
             "tenant id has the character 'é' at byte 0; allowed are A-Z a-z 0-9 - _ . :"
@@ -289,7 +294,14 @@ mod tests {
     #[test]
     fn invalid_and_impersonating_ids_resolve_to_unknown() {
         let registry = TenantRegistry::new(10, None);
-        for raw in ["", "a b", "x\ny", "__other__", "__system__", &"z".repeat(100)] {
+        for raw in [
+            "",
+            "a b",
+            "x\ny",
+            "__other__",
+            "__system__",
+            &"z".repeat(100),
+        ] {
             let tenant = registry.resolve(raw);
             assert_eq!(tenant.as_str(), UNKNOWN, "{raw:?}");
             assert!(!tenant.is_overflow());

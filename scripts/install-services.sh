@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the real servers and tools the tests run against. Idempotent: what
+# is present already is left alone. Needs root (apt-get) and network access to
+# Debian's packages and PyPI.
+set -euo pipefail
+
+need_apt=()
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)   # promtool + prometheus
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-services: apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# The reference OpenMetrics parser (prometheus_client.openmetrics.parser).
+if ! python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
+  echo "install-services: pip install prometheus-client"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus-client
+fi
+
+echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), python prometheus_client ok"

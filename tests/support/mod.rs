@@ -1,0 +1,99 @@
+//! Helpers for tests that run real tools and servers.
+//!
+//! Without `PLIMSOLL_REQUIRE_SERVICES=1` a test whose tool is missing says so
+//! in one line and skips; with it (as in CI) the test fails instead.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// Set by `.ci/run`: a missing server or tool fails the test.
+pub const REQUIRE_SERVICES_ENV: &str = "PLIMSOLL_REQUIRE_SERVICES";
+
+pub fn services_required() -> bool {
+    std::env::var(REQUIRE_SERVICES_ENV).is_ok_and(|v| v == "1")
+}
+
+/// Returns whether `tool` can be run; panics when it cannot and services are required.
+pub fn available(tool: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(tool)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        if services_required() {
+            panic!(
+                "{tool} is required ({REQUIRE_SERVICES_ENV}=1) but cannot be run; see scripts/install-services.sh"
+            );
+        }
+        eprintln!("skipping: {tool} not found (run scripts/install-services.sh)");
+    }
+    ok
+}
+
+fn run_with_stdin(cmd: &mut Command, input: &str) -> (bool, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Whether `promtool` is there (skips or panics as above).
+pub fn have_promtool() -> bool {
+    available("promtool", &["--version"])
+}
+
+/// `promtool check metrics` on a Prometheus text 0.0.4 body: Ok, or its complaints.
+pub fn promtool_check(body: &str) -> Result<(), String> {
+    let (ok, text) = run_with_stdin(Command::new("promtool").args(["check", "metrics"]), body);
+    if ok && text.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(text)
+    }
+}
+
+const OPENMETRICS_CHECK: &str = r#"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+families = list(text_string_to_metric_families(sys.stdin.read()))
+print(sum(len(f.samples) for f in families))
+"#;
+
+/// Whether python3 with `prometheus_client` is there.
+pub fn have_openmetrics_parser() -> bool {
+    available(
+        "python3",
+        &["-c", "import prometheus_client.openmetrics.parser"],
+    )
+}
+
+/// Parses an OpenMetrics body with the reference parser; Ok(number of samples).
+pub fn openmetrics_check(body: &str) -> Result<usize, String> {
+    let (ok, text) = run_with_stdin(
+        Command::new("python3").args(["-c", OPENMETRICS_CHECK]),
+        body,
+    );
+    if ok {
+        text.trim().parse().map_err(|_| text)
+    } else {
+        Err(text)
+    }
+}
