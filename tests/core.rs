@@ -520,3 +520,44 @@ fn label_guard_bounds_one_label_and_counts_overflow() {
         Some(2.0)
     );
 }
+
+#[test]
+fn count_view_exposes_histogram_counts_as_a_counter() {
+    let t = quiet().build().unwrap();
+    let h = t
+        .histogram::<Channel>("req_duration_seconds", "Latency.")
+        .unwrap();
+    t.register_count_view("req_total", "Requests.", &h).unwrap();
+    // Registering the same view again is fine; another histogram under the name is not.
+    t.register_count_view("req_total", "Requests.", &h).unwrap();
+    let other = t.histogram::<Channel>("other_seconds", "Other.").unwrap();
+    assert!(
+        t.register_count_view("req_total", "Requests.", &other)
+            .is_err()
+    );
+    let acme = t.tenant("acme");
+    for v in [0.01, 0.2, 3.0] {
+        h.observe(&acme, &Channel { channel: "web" }, v);
+    }
+    let scrape = t.scrape();
+    assert_eq!(scrape.metric_type("req"), Some("counter"));
+    assert_eq!(
+        scrape.value("req_total", &[("tenant_id", "acme"), ("channel", "web")]),
+        Some(3.0)
+    );
+    if support::have_promtool() {
+        support::promtool_check(&t.encode(Format::Prometheus)).unwrap();
+    }
+}
+
+#[test]
+fn gauge_keys_record_into_their_series() {
+    let t = quiet().build().unwrap();
+    let g = t.gauge::<Channel>("in_flight", "In flight.").unwrap();
+    let acme = t.tenant("acme");
+    let key = g.key(&acme, &Channel { channel: "web" });
+    g.add_at(&key, 1.0);
+    g.add_at(&key, 1.0);
+    g.add_at(&key, -1.0);
+    assert_eq!(g.get(&acme, &Channel { channel: "web" }), 1.0);
+}

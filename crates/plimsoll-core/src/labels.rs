@@ -38,6 +38,54 @@ pub trait LabelSet: Clone + std::fmt::Debug + Eq + Hash + Send + Sync + 'static 
     fn write_values(&self, out: &mut LabelValues<'_>);
 }
 
+/// A borrowed form of a label set `L`, for recording without building an
+/// owned `L` (and allocating) on every observation.
+///
+/// `hash` must feed the hasher exactly what `L`'s `Hash` feeds it for the
+/// equal label set (deriving `Hash` on a struct with the same fields in the
+/// same order, with `&str` where `L` has `String` or `Arc<str>`, does that).
+/// Every `LabelSet` is a `LabelKey` of itself.
+///
+/// ```
+/// use plimsoll_core::{LabelKey, Telemetry, impl_label_set};
+/// use std::sync::Arc;
+///
+/// #[derive(Clone, Debug, Hash, PartialEq, Eq)]
+/// struct Route { route: Arc<str> }
+/// impl_label_set!(Route { route });
+///
+/// #[derive(Hash)]
+/// struct RouteRef<'a> { route: &'a str }
+/// impl LabelKey<Route> for RouteRef<'_> {
+///     fn matches(&self, labels: &Route) -> bool { *labels.route == *self.route }
+///     fn to_labels(&self) -> Route { Route { route: self.route.into() } }
+/// }
+///
+/// let telemetry = Telemetry::builder().build().unwrap();
+/// let hits = telemetry.counter::<Route>("hits", "Hits.").unwrap();
+/// let acme = telemetry.tenant("acme");
+/// hits.inc(&acme, &RouteRef { route: "/orders" });
+/// hits.inc(&acme, &Route { route: "/orders".into() });
+/// assert_eq!(hits.get(&acme, &RouteRef { route: "/orders" }), 2);
+/// assert_eq!(hits.series_count(), 1);
+/// ```
+pub trait LabelKey<L>: Hash {
+    /// Whether this key names `labels`.
+    fn matches(&self, labels: &L) -> bool;
+    /// The owned label set, built when a series is created.
+    fn to_labels(&self) -> L;
+}
+
+impl<L: LabelSet> LabelKey<L> for L {
+    #[inline]
+    fn matches(&self, labels: &L) -> bool {
+        self == labels
+    }
+    fn to_labels(&self) -> L {
+        self.clone()
+    }
+}
+
 impl LabelSet for () {
     const NAMES: &'static [&'static str] = &[];
     fn write_values(&self, _: &mut LabelValues<'_>) {}

@@ -58,10 +58,10 @@ pub mod testing;
 
 pub use collector::{Collector, FamilyWriter, MetricWriter};
 pub use encoding::{Format, MetricKind, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
-pub use labels::{LabelGuard, LabelSet, LabelValue, LabelValues};
+pub use labels::{LabelGuard, LabelKey, LabelSet, LabelValue, LabelValues};
 pub use metrics::{
     Counter, CounterSeries, Gauge, GaugeSeries, Histogram, HistogramSeries, HistogramTimer,
-    TraceRef,
+    SeriesKey, TraceRef,
 };
 pub use telemetry::{
     BuildError, BuildInfo, DEFAULT_DURATION_BUCKETS, DEFAULT_MAX_LABEL_VALUES, DEFAULT_MAX_SERIES,

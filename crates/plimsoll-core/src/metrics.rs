@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::encoding::{Encoder, Format, MetricKind, write_f64, write_u64};
-use crate::labels::{LabelSet, LabelValues};
+use crate::labels::{LabelKey, LabelSet, LabelValues};
 use crate::names::{OTHER, SYSTEM};
 use crate::store::{Entry, Store};
 use crate::tenant::{Tenant, TenantLabel, TenantRegistry};
@@ -376,7 +376,12 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
 
     /// Resolves the series of a key: its index and which bounds it overflowed.
     #[inline]
-    fn resolve(&self, tenant: &Tenant, labels: &L, make: impl Fn() -> C) -> (u32, Overflows) {
+    fn resolve<Q: LabelKey<L> + ?Sized>(
+        &self,
+        tenant: &Tenant,
+        labels: &Q,
+        make: impl Fn() -> C,
+    ) -> (u32, Overflows) {
         let tenant: Cow<'_, Tenant> = self.tenants.rebind(tenant);
         let (index, series) = self.store.get_or_create(&tenant.label, labels, make);
         (
@@ -390,7 +395,12 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
 
     /// Resolves a key and counts the observation about to be recorded.
     #[inline]
-    fn record(&self, tenant: &Tenant, labels: &L, make: impl Fn() -> C) -> &C {
+    fn record<Q: LabelKey<L> + ?Sized>(
+        &self,
+        tenant: &Tenant,
+        labels: &Q,
+        make: impl Fn() -> C,
+    ) -> &C {
         let (index, flags) = self.resolve(tenant, labels, make);
         self.count(flags);
         &self.entry(index).cell
@@ -419,7 +429,7 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
     }
 
     /// The series of a key if it exists (never creates).
-    fn existing(&self, tenant: &Tenant, labels: &L) -> Option<&C> {
+    fn existing<Q: LabelKey<L> + ?Sized>(&self, tenant: &Tenant, labels: &Q) -> Option<&C> {
         let tenant = self.tenants.rebind(tenant);
         self.store
             .find(&tenant.label, labels)
@@ -467,6 +477,35 @@ impl<L: LabelSet, C: Cell> EncodeFamily for Family<L, C> {
     }
     fn series_count(&self) -> usize {
         self.store.len()
+    }
+}
+
+/// Exposes the observation counts of a histogram as a counter family (see
+/// [`Telemetry::register_count_view`](crate::Telemetry::register_count_view)).
+pub(crate) struct CountView<L> {
+    pub(crate) histogram: Arc<Family<L, HistogramCell>>,
+    pub(crate) meta: Meta,
+}
+
+impl<L: LabelSet> EncodeFamily for CountView<L> {
+    fn encode(&self, enc: &mut Encoder<'_>) {
+        let store = &self.histogram.store;
+        if store.len() == 0 {
+            return;
+        }
+        enc.header(&self.meta.name, &self.meta.help, MetricKind::Counter);
+        let mut labels = String::with_capacity(128);
+        for entry in store.iter() {
+            enc.render_labels(&mut labels, entry.tenant.as_str(), |buf| {
+                write_labels::<L>(buf, entry.labels.as_ref())
+            });
+            enc.sample_start(&self.meta.name, "_total", &labels, None);
+            write_u64(enc.out, entry.cell.count());
+            enc.out.push('\n');
+        }
+    }
+    fn series_count(&self) -> usize {
+        0
     }
 }
 
@@ -537,13 +576,13 @@ family_common!(Counter, CounterSeries);
 impl<L: LabelSet> Counter<L> {
     /// Adds one.
     #[inline]
-    pub fn inc(&self, tenant: &Tenant, labels: &L) {
+    pub fn inc(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) {
         self.inc_by(tenant, labels, 1);
     }
 
     /// Adds `value`.
     #[inline]
-    pub fn inc_by(&self, tenant: &Tenant, labels: &L, value: u64) {
+    pub fn inc_by(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized), value: u64) {
         self.family
             .record(tenant, labels, CounterCell::default)
             .0
@@ -551,14 +590,18 @@ impl<L: LabelSet> Counter<L> {
     }
 
     /// The current value of a series; 0 when it does not exist (never creates it).
-    pub fn get(&self, tenant: &Tenant, labels: &L) -> u64 {
+    pub fn get(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> u64 {
         self.family
             .existing(tenant, labels)
             .map_or(0, |c| c.0.load(Ordering::Relaxed))
     }
 
     /// A handle to one series, created now if the bound allows.
-    pub fn series(&self, tenant: &Tenant, labels: &L) -> CounterSeries<L> {
+    pub fn series(
+        &self,
+        tenant: &Tenant,
+        labels: &(impl LabelKey<L> + ?Sized),
+    ) -> CounterSeries<L> {
         let (index, overflows) = self.family.resolve(tenant, labels, CounterCell::default);
         CounterSeries {
             family: self.family.clone(),
@@ -592,6 +635,16 @@ impl<L: LabelSet> CounterSeries<L> {
     }
 }
 
+/// A series of one family, resolved once: recording through it with the
+/// family's `*_at` methods skips the lookup without holding a reference
+/// count. A key used with another family is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeriesKey {
+    family: usize,
+    index: u32,
+    overflows: Overflows,
+}
+
 /// A tenant-scoped gauge family (an `f64` that goes up and down). Get one
 /// from [`Telemetry::gauge`](crate::Telemetry::gauge).
 pub struct Gauge<L: LabelSet = ()> {
@@ -610,7 +663,7 @@ family_common!(Gauge, GaugeSeries);
 impl<L: LabelSet> Gauge<L> {
     /// Sets the value.
     #[inline]
-    pub fn set(&self, tenant: &Tenant, labels: &L, value: f64) {
+    pub fn set(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized), value: f64) {
         self.family
             .record(tenant, labels, GaugeCell::default)
             .set(value);
@@ -618,7 +671,7 @@ impl<L: LabelSet> Gauge<L> {
 
     /// Adds `value` (which may be negative).
     #[inline]
-    pub fn add(&self, tenant: &Tenant, labels: &L, value: f64) {
+    pub fn add(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized), value: f64) {
         self.family
             .record(tenant, labels, GaugeCell::default)
             .add(value);
@@ -626,25 +679,46 @@ impl<L: LabelSet> Gauge<L> {
 
     /// Adds one.
     #[inline]
-    pub fn inc(&self, tenant: &Tenant, labels: &L) {
+    pub fn inc(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) {
         self.add(tenant, labels, 1.0);
     }
 
     /// Subtracts one.
     #[inline]
-    pub fn dec(&self, tenant: &Tenant, labels: &L) {
+    pub fn dec(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) {
         self.add(tenant, labels, -1.0);
     }
 
     /// The current value of a series; 0 when it does not exist (never creates it).
-    pub fn get(&self, tenant: &Tenant, labels: &L) -> f64 {
+    pub fn get(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> f64 {
         self.family
             .existing(tenant, labels)
             .map_or(0.0, GaugeCell::get)
     }
 
+    /// The key of one series, created now if the bound allows.
+    pub fn key(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> SeriesKey {
+        let (index, overflows) = self.family.resolve(tenant, labels, GaugeCell::default);
+        SeriesKey {
+            family: Arc::as_ptr(&self.family) as usize,
+            index,
+            overflows,
+        }
+    }
+
+    /// Adds `value` to the series of `key` (from [`key`](Gauge::key) of this family).
+    #[inline]
+    pub fn add_at(&self, key: &SeriesKey, value: f64) {
+        if key.family != Arc::as_ptr(&self.family) as usize {
+            debug_assert!(false, "SeriesKey used with another family");
+            return;
+        }
+        self.family.count(key.overflows);
+        self.family.entry(key.index).cell.add(value);
+    }
+
     /// A handle to one series, created now if the bound allows.
-    pub fn series(&self, tenant: &Tenant, labels: &L) -> GaugeSeries<L> {
+    pub fn series(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> GaugeSeries<L> {
         let (index, overflows) = self.family.resolve(tenant, labels, GaugeCell::default);
         GaugeSeries {
             family: self.family.clone(),
@@ -716,7 +790,7 @@ impl<L: LabelSet> Histogram<L> {
 
     /// Records one observation.
     #[inline]
-    pub fn observe(&self, tenant: &Tenant, labels: &L, value: f64) {
+    pub fn observe(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized), value: f64) {
         self.observe_with_exemplar(tenant, labels, value, None);
     }
 
@@ -726,7 +800,7 @@ impl<L: LabelSet> Histogram<L> {
     pub fn observe_with_exemplar(
         &self,
         tenant: &Tenant,
-        labels: &L,
+        labels: &(impl LabelKey<L> + ?Sized),
         value: f64,
         trace: Option<TraceRef>,
     ) {
@@ -738,7 +812,11 @@ impl<L: LabelSet> Histogram<L> {
     }
 
     /// Starts a timer that records the elapsed seconds when dropped.
-    pub fn start_timer(&self, tenant: &Tenant, labels: &L) -> HistogramTimer<L> {
+    pub fn start_timer(
+        &self,
+        tenant: &Tenant,
+        labels: &(impl LabelKey<L> + ?Sized),
+    ) -> HistogramTimer<L> {
         HistogramTimer {
             series: self.series(tenant, labels),
             start: Instant::now(),
@@ -746,21 +824,25 @@ impl<L: LabelSet> Histogram<L> {
     }
 
     /// The number of observations of a series; 0 when it does not exist.
-    pub fn count(&self, tenant: &Tenant, labels: &L) -> u64 {
+    pub fn count(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> u64 {
         self.family
             .existing(tenant, labels)
             .map_or(0, HistogramCell::count)
     }
 
     /// The sum of observations of a series; 0 when it does not exist.
-    pub fn sum(&self, tenant: &Tenant, labels: &L) -> f64 {
+    pub fn sum(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> f64 {
         self.family
             .existing(tenant, labels)
             .map_or(0.0, |c| f64::from_bits(c.sum().load(Ordering::Relaxed)))
     }
 
     /// A handle to one series, created now if the bound allows.
-    pub fn series(&self, tenant: &Tenant, labels: &L) -> HistogramSeries<L> {
+    pub fn series(
+        &self,
+        tenant: &Tenant,
+        labels: &(impl LabelKey<L> + ?Sized),
+    ) -> HistogramSeries<L> {
         let (index, overflows) = self.family.resolve(tenant, labels, self.make());
         HistogramSeries {
             family: self.family.clone(),

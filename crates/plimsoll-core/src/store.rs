@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::labels::LabelSet;
+use crate::labels::{LabelKey, LabelSet};
 use crate::tenant::TenantLabel;
 
 const SHARD_BITS: u32 = 4;
@@ -126,11 +126,19 @@ impl<L: LabelSet, C> Store<L, C> {
         }
     }
 
+    /// Hashes a key; `None` is the tenant's overflow series. A borrowed key
+    /// hashes like its owned label set (see [`LabelKey`]).
     #[inline]
-    fn hash(&self, tenant: &TenantLabel, labels: Option<&L>) -> u64 {
+    fn hash<Q: LabelKey<L> + ?Sized>(&self, tenant: &TenantLabel, labels: Option<&Q>) -> u64 {
         let mut state = self.hasher.build_hasher();
         tenant.hash(&mut state);
-        labels.hash(&mut state);
+        match labels {
+            Some(labels) => {
+                state.write_u8(1);
+                labels.hash(&mut state);
+            }
+            None => state.write_u8(0),
+        }
         state.finish()
     }
 
@@ -140,31 +148,50 @@ impl<L: LabelSet, C> Store<L, C> {
     }
 
     #[inline]
-    fn matches(&self, index: u32, tenant: &TenantLabel, labels: Option<&L>) -> bool {
-        self.entries
-            .get(index as usize)
-            .is_some_and(|e| e.tenant == *tenant && e.labels.as_ref() == labels)
+    fn matches<Q: LabelKey<L> + ?Sized>(
+        &self,
+        index: u32,
+        tenant: &TenantLabel,
+        labels: Option<&Q>,
+    ) -> bool {
+        self.entries.get(index as usize).is_some_and(|e| {
+            e.tenant == *tenant
+                && match (&e.labels, labels) {
+                    (Some(have), Some(want)) => want.matches(have),
+                    (None, None) => true,
+                    _ => false,
+                }
+        })
     }
 
     #[inline]
-    fn find_hashed(&self, hash: u64, tenant: &TenantLabel, labels: Option<&L>) -> Option<u32> {
+    fn find_hashed<Q: LabelKey<L> + ?Sized>(
+        &self,
+        hash: u64,
+        tenant: &TenantLabel,
+        labels: Option<&Q>,
+    ) -> Option<u32> {
         let shard = self.shard(hash).read().unwrap_or_else(|e| e.into_inner());
         let short = hash as u32;
         shard.find(short, |i| self.matches(i, tenant, labels))
     }
 
     /// The series for this key, if it exists.
-    pub(crate) fn find(&self, tenant: &TenantLabel, labels: &L) -> Option<u32> {
+    pub(crate) fn find<Q: LabelKey<L> + ?Sized>(
+        &self,
+        tenant: &TenantLabel,
+        labels: &Q,
+    ) -> Option<u32> {
         self.find_hashed(self.hash(tenant, Some(labels)), tenant, Some(labels))
     }
 
     /// The series for this key, created if the bound allows; otherwise the
     /// tenant's overflow series. The flag says whether it is the overflow series.
     #[inline]
-    pub(crate) fn get_or_create(
+    pub(crate) fn get_or_create<Q: LabelKey<L> + ?Sized>(
         &self,
         tenant: &TenantLabel,
-        labels: &L,
+        labels: &Q,
         make: impl Fn() -> C,
     ) -> (u32, bool) {
         let hash = self.hash(tenant, Some(labels));
@@ -175,11 +202,11 @@ impl<L: LabelSet, C> Store<L, C> {
     }
 
     #[cold]
-    fn create(
+    fn create<Q: LabelKey<L> + ?Sized>(
         &self,
         hash: u64,
         tenant: &TenantLabel,
-        labels: &L,
+        labels: &Q,
         make: impl Fn() -> C,
     ) -> (u32, bool) {
         if self.regular.load(Ordering::Acquire) < self.max_series
@@ -192,21 +219,21 @@ impl<L: LabelSet, C> Store<L, C> {
 
     /// The overflow series of `tenant`, created on first use.
     fn overflow_series(&self, tenant: &TenantLabel, make: &impl Fn() -> C) -> u32 {
-        let hash = self.hash(tenant, None);
-        if let Some(index) = self.find_hashed(hash, tenant, None) {
+        let hash = self.hash::<L>(tenant, None);
+        if let Some(index) = self.find_hashed::<L>(hash, tenant, None) {
             return index;
         }
-        self.insert(hash, tenant, None, make, false)
+        self.insert::<L>(hash, tenant, None, make, false)
             .expect("overflow series are not bounded")
     }
 
     /// Inserts under the shard's write lock unless another thread did first.
     /// Returns `None` when `bounded` and the bound is reached.
-    fn insert(
+    fn insert<Q: LabelKey<L> + ?Sized>(
         &self,
         hash: u64,
         tenant: &TenantLabel,
-        labels: Option<&L>,
+        labels: Option<&Q>,
         make: &impl Fn() -> C,
         bounded: bool,
     ) -> Option<u32> {
@@ -227,7 +254,7 @@ impl<L: LabelSet, C> Store<L, C> {
         }
         let index = self.entries.push(Entry {
             tenant: tenant.clone(),
-            labels: labels.cloned(),
+            labels: labels.map(Q::to_labels),
             cell: make(),
         }) as u32;
         shard.insert(short, index);
