@@ -13,3 +13,8 @@
 //! ```
 
 pub use plimsoll_core::*;
+
+/// Tower layers for HTTP and gRPC servers, outbound calls and `/metrics`
+/// (features `http`, `grpc`).
+#[cfg(any(feature = "http", feature = "grpc"))]
+pub use plimsoll_http as http;

@@ -1,0 +1,57 @@
+//! Tower layers that give any `http`-based service bounded, tenant-scoped
+//! RED metrics, plus the `/metrics` endpoint.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use plimsoll_core::Telemetry;
+//! use plimsoll_http::{MetricsService, RedMetricsLayer, metrics_router};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use tower::ServiceExt;
+//! let telemetry = Telemetry::builder().with_process_metrics(false).build().unwrap();
+//! let app = Router::new()
+//!     .route("/orders/{id}", get(|| async { "an order" }))
+//!     .layer(RedMetricsLayer::builder(&telemetry).with_tenant_header("x-tenant-id").build().unwrap())
+//!     .merge(metrics_router(MetricsService::new(&telemetry)));
+//!
+//! let request = http::Request::get("/orders/42")
+//!     .header("x-tenant-id", "acme")
+//!     .body(axum::body::Body::empty())
+//!     .unwrap();
+//! let response = app.clone().oneshot(request).await.unwrap();
+//! axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+//!
+//! let body = telemetry.encode(plimsoll_core::Format::Prometheus);
+//! assert!(body.contains(
+//!     r#"http_requests_total{tenant_id="acme",method="GET",route="/orders/{id}",status_code="200"} 1"#
+//! ));
+//! # }
+//! ```
+//!
+//! - [`RedMetricsLayer`]: HTTP servers (axum, hyper) — see [`red`].
+//! - [`GrpcMetricsLayer`]: gRPC servers (tonic) — see [`grpc`].
+//! - [`ExternalCallLayer`] and [`ExternalCalls`]: outbound calls — see [`client`].
+//! - [`MetricsService`], [`metrics_router`]: the `/metrics` endpoint.
+//! - [`ConnectionGauge`]: long-lived connections (WebSocket, SSE).
+
+pub mod client;
+pub mod connections;
+pub mod grpc;
+pub mod labels;
+pub mod metrics;
+pub mod names;
+pub mod red;
+mod tenant;
+
+pub use client::{ExternalCallLayer, ExternalCalls};
+pub use connections::{ConnectionGauge, ConnectionGuard};
+pub use grpc::GrpcMetricsLayer;
+pub use labels::ErrorType;
+pub use metrics::MetricsService;
+#[cfg(feature = "axum")]
+pub use metrics::metrics_router;
+#[cfg(feature = "server")]
+pub use metrics::serve_metrics;
+pub use red::{HttpBuildError, RedMetrics, RedMetricsBuilder, RedMetricsLayer};
+pub use tenant::ResolveTenant;

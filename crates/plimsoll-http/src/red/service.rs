@@ -1,0 +1,63 @@
+//! The RED metrics service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::Shared;
+use super::body::ResponseBody;
+use super::future::ResponseFuture;
+
+/// Records RED metrics for the requests `S` serves; made by
+/// [`RedMetricsLayer`](super::RedMetricsLayer). Adds no errors of its own.
+#[derive(Clone, Debug)]
+pub struct RedMetrics<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> RedMetrics<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RedMetrics<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let guard = self.shared.start(&req);
+        ResponseFuture {
+            inner: self.inner.call(req),
+            guard,
+        }
+    }
+}
