@@ -196,16 +196,19 @@ fn app(telemetry: &Telemetry) -> Router {
         .with_slow_request_threshold(Duration::from_millis(500))
         .build()
         .expect("RED layer builds");
-    Router::new()
+    let mut app = Router::new()
         .route("/api/v1/orders", get(list_orders).post(create_order))
         .route("/api/v1/orders/{id}", get(get_order))
         .route("/health", get(|| async { "ok\n" }))
-        .merge(metrics_router(MetricsService::new(telemetry)))
-        // Layers go last so they wrap every route and the 404 fallback. Auth
-        // is added after (outside) the RED layer, so the tenant it resolves
-        // is known when the request is recorded.
-        .layer(red)
-        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .merge(metrics_router(MetricsService::new(telemetry)));
+    // Layers go last so they wrap every route and the 404 fallback. Auth is
+    // added after (outside) the RED layer, so the tenant it resolves is known
+    // when the request is recorded. `PLIMSOLL_RED=off` leaves the layer out,
+    // for the load comparison in `scripts/load.sh`.
+    if std::env::var("PLIMSOLL_RED").as_deref() != Ok("off") {
+        app = app.layer(red);
+    }
+    app.layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
 
