@@ -181,7 +181,7 @@ fn json(status: StatusCode, body: String) -> Response {
 }
 
 /// Builds the app; the tests and benches build the same one.
-fn app(telemetry: &Telemetry) -> Router {
+pub(crate) fn app(telemetry: &Telemetry) -> Router {
     let state = AppState {
         telemetry: telemetry.clone(),
         orders: Arc::default(),

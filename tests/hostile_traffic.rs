@@ -51,7 +51,7 @@ async fn random_paths_and_tenants_stay_within_bounds() {
     let mut send = async |n: usize| {
         for _ in 0..n {
             let r = rng.next();
-            let path = if r % 2 == 0 {
+            let path = if r.is_multiple_of(2) {
                 format!("/api/v1/orders/{}", r >> 8)
             } else {
                 format!("/{:x}/{}?x={}", r, r >> 3, r >> 5)

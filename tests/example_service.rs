@@ -1,0 +1,79 @@
+//! The flagship example's app, served over loopback: its API works, and its
+//! `/metrics` passes promtool and the reference OpenMetrics parser.
+
+#[path = "../examples/axum_service.rs"]
+#[allow(dead_code)]
+mod example;
+mod support;
+
+use plimsoll::Telemetry;
+
+async fn request(addr: std::net::SocketAddr, raw: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn get(path: &str, extra: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{extra}\r\n")
+}
+
+#[tokio::test]
+async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
+    let t = Telemetry::builder()
+        .with_const_label("environment", "test")
+        .with_build_info(plimsoll::BuildInfo::new("orders-api", "test"))
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, example::app(&t)).into_future());
+
+    let body = r#"{"item":"tea","quantity":2}"#;
+    let created = request(
+        addr,
+        &format!(
+            "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: acme\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let listed = request(addr, &get("/api/v1/orders", "x-tenant-id: acme\r\n")).await;
+    assert!(listed.contains(r#""item":"tea""#), "{listed}");
+    let refused = request(addr, &get("/api/v1/orders", "")).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    request(addr, &get("/wp-login.php", "x-tenant-id: acme\r\n")).await;
+
+    let text = request(addr, &get("/metrics", "")).await;
+    let text = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    assert!(text.contains(
+        r#"http_requests_total{tenant_id="acme",method="POST",route="/api/v1/orders",status_code="201",environment="test"} 1"#
+    ), "{text}");
+    assert!(text.contains(
+        r#"http_requests_total{tenant_id="acme",method="GET",route="__unmatched__",status_code="404",environment="test"} 1"#
+    ));
+    assert!(
+        text.contains(r#"orders_placed_total{tenant_id="acme",item="tea",environment="test"} 1"#)
+    );
+    assert!(!text.contains("wp-login"));
+    if support::have_promtool() {
+        support::promtool_check(text).unwrap();
+    }
+    let om = request(
+        addr,
+        &get(
+            "/metrics",
+            "accept: application/openmetrics-text; version=1.0.0\r\n",
+        ),
+    )
+    .await;
+    let om = &om[om.find("\r\n\r\n").unwrap() + 4..];
+    if support::have_openmetrics_parser() {
+        support::openmetrics_check(om).unwrap();
+    }
+    server.abort();
+}
