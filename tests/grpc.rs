@@ -199,3 +199,43 @@ async fn unimplemented_and_invented_paths_never_become_labels() {
     );
     server.abort();
 }
+
+#[tokio::test]
+async fn outbound_layer_times_calls_over_a_tonic_channel() {
+    let server_side = quiet();
+    let (addr, server) = start(&server_side).await;
+    let t = quiet();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let layer = plimsoll::http::ExternalCallLayer::new(&t, "orders").unwrap();
+    let channel = tower::ServiceBuilder::new().layer(layer).service(channel);
+    let mut grpc = tonic::client::Grpc::new(channel);
+    for id in [1, 2] {
+        grpc.ready().await.unwrap();
+        let _: tonic::Response<orders::Order> = grpc
+            .unary(
+                tonic::Request::new(orders::GetOrderRequest { id }),
+                http::uri::PathAndQuery::from_static(orders::GET_ORDER_PATH),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let scrape = t.scrape();
+    assert_eq!(
+        scrape.value(
+            "external_api_duration_seconds_count",
+            &[
+                ("service", "orders"),
+                ("endpoint", orders::GET_ORDER_PATH),
+                ("status_code", "200"),
+                ("tenant_id", "__system__")
+            ]
+        ),
+        Some(2.0)
+    );
+    server.abort();
+}

@@ -165,3 +165,49 @@ async fn timed_futures_record_ok_error_and_cancelled() {
         assert_eq!(calls.count(&acme, "sdk", "put", status), 1, "{status}");
     }
 }
+
+#[cfg(feature = "server")]
+#[tokio::test]
+async fn standalone_metrics_server_serves_only_metrics() {
+    let t = Telemetry::builder()
+        .with_process_metrics(false)
+        .build()
+        .unwrap();
+    t.counter::<()>("jobs", "Jobs.")
+        .unwrap()
+        .inc(&t.tenant("acme"), &());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(plimsoll_http::serve_metrics(
+        listener,
+        plimsoll_http::MetricsService::new(&t).with_bearer_token("tok"),
+    ));
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = http::Request::get(format!("http://{addr}{path}"));
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        client.request(req.body(Empty::new()).unwrap())
+    };
+    let ok = get("/metrics", Some("tok")).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(
+        ok.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = ok.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        &body[..],
+        b"# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{tenant_id=\"acme\"} 1\n"
+    );
+    assert_eq!(
+        get("/metrics", None).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get("/other", Some("tok")).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    server.abort();
+}
