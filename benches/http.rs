@@ -89,11 +89,67 @@ fn overhead(c: &mut Criterion) {
     group.finish();
 }
 
+/// The layer's own cost without axum's layering: a plain tower service,
+/// bare and wrapped, same request with a tenant header.
+fn own_cost(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let inner = tower::service_fn(|_req: Request<Body>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(Body::from("order")))
+    });
+    let t = telemetry();
+    let red = tower::Layer::layer(
+        &RedMetricsLayer::builder(&t)
+            .with_tenant_header("x-tenant-id")
+            .build()
+            .unwrap(),
+        inner,
+    );
+    let req = || {
+        Request::get("/api/v1/orders/7")
+            .header("x-tenant-id", "acme")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let mut group = c.benchmark_group("tower_service");
+    group.bench_function("bare", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let res = inner.oneshot(req()).await.unwrap();
+                    black_box(
+                        axum::body::to_bytes(res.into_body(), usize::MAX)
+                            .await
+                            .unwrap(),
+                    );
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("red_tenant_header", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let res = red.clone().oneshot(req()).await.unwrap();
+                    let body = Body::new(res.into_body());
+                    black_box(axum::body::to_bytes(body, usize::MAX).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    targets = overhead
+    targets = overhead, own_cost
 }
 criterion_main!(benches);

@@ -64,7 +64,7 @@ pub use metrics::{
     SeriesKey, TraceRef,
 };
 pub use telemetry::{
-    BuildError, BuildInfo, DEFAULT_DURATION_BUCKETS, DEFAULT_MAX_LABEL_VALUES, DEFAULT_MAX_SERIES,
-    Exposition, MetricOpts, Naming, RegisterError, Telemetry, TelemetryBuilder,
+    BuildError, BuildInfo, DEFAULT_DURATION_BUCKETS, DEFAULT_MAX_SERIES, Exposition, MetricOpts,
+    Naming, RegisterError, Telemetry, TelemetryBuilder,
 };
 pub use tenant::{InvalidTenant, Tenant};

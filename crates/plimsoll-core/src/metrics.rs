@@ -341,13 +341,15 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
         }
     }
 
+    /// The overflow counter of one bound, created on first use with the
+    /// label that `label` names.
     fn overflow_counter<'a>(
         &'a self,
         which: &'a OnceLock<OverflowCounter>,
-        label: &str,
+        label: impl FnOnce() -> String,
     ) -> Option<&'a OverflowCounter> {
         let family = self.overflow_family.as_ref()?;
-        Some(which.get_or_init(|| OverflowCounter::new(family, &self.meta.exposed, label)))
+        Some(which.get_or_init(|| OverflowCounter::new(family, &self.meta.exposed, &label())))
     }
 
     /// Counts one observation in the overflow counters that `flags` name.
@@ -361,16 +363,16 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
     #[cold]
     fn count_slow(&self, flags: Overflows) {
         if flags.tenant
-            && let Some(c) =
-                self.overflow_counter(&self.tenant_overflow, crate::names::TENANT_LABEL)
+            && let Some(c) = self.overflow_counter(&self.tenant_overflow, || {
+                crate::names::TENANT_LABEL.to_string()
+            })
         {
             c.inc();
         }
-        if flags.series {
-            let label = L::NAMES.join(",");
-            if let Some(c) = self.overflow_counter(&self.series_overflow, &label) {
-                c.inc();
-            }
+        if flags.series
+            && let Some(c) = self.overflow_counter(&self.series_overflow, || L::NAMES.join(","))
+        {
+            c.inc();
         }
     }
 

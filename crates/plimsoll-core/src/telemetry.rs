@@ -22,8 +22,6 @@ pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
 ];
 /// Default bound on series per family (overflow series not counted).
 pub const DEFAULT_MAX_SERIES: usize = 10_000;
-/// Default bound of a [`LabelGuard`] made by [`Telemetry::label_guard`] callers that have no better number.
-pub const DEFAULT_MAX_LABEL_VALUES: usize = 1_000;
 
 /// Which metric names the integrations use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

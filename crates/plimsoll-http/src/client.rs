@@ -306,20 +306,7 @@ pub struct ExternalCall<S> {
     layer: ExternalCallLayer,
 }
 
-impl<S> ExternalCall<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+crate::inner_access!(ExternalCall);
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for ExternalCall<S>
 where

@@ -264,20 +264,7 @@ pub struct GrpcMetrics<S> {
     shared: Arc<GrpcShared>,
 }
 
-impl<S> GrpcMetrics<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+crate::inner_access!(GrpcMetrics);
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for GrpcMetrics<S>
 where

@@ -35,6 +35,30 @@
 //! - [`MetricsService`], [`metrics_router`]: the `/metrics` endpoint.
 //! - [`ConnectionGauge`]: long-lived connections (WebSocket, SSE).
 
+/// `get_ref`, `get_mut` and `into_inner` for a middleware service whose
+/// wrapped service is the field `inner`.
+macro_rules! inner_access {
+    ($service:ident) => {
+        impl<S> $service<S> {
+            /// The inner service.
+            pub fn get_ref(&self) -> &S {
+                &self.inner
+            }
+
+            /// The inner service, mutably.
+            pub fn get_mut(&mut self) -> &mut S {
+                &mut self.inner
+            }
+
+            /// Unwraps the inner service.
+            pub fn into_inner(self) -> S {
+                self.inner
+            }
+        }
+    };
+}
+pub(crate) use inner_access;
+
 pub mod client;
 pub mod connections;
 pub mod grpc;
