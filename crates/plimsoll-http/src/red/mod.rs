@@ -13,7 +13,7 @@
 //!   routers included) or `__unmatched__`; the raw path is never a label.
 //!   Add the layer with `Router::layer` so that the route is known.
 //! - **method** is one of the standard methods or `_OTHER`.
-//! - **tenant**: a [`Tenant`](plimsoll_core::Tenant) request extension (set
+//! - **tenant**: a [`Tenant`] request extension (set
 //!   by your auth middleware, added as an outer layer), else a custom
 //!   resolver, else the configured header, else `__unknown__`.
 //! - Latency runs to the end of the response body (streams included), or to
