@@ -2,7 +2,9 @@
 //!
 //! Four variants in one run, same router and request: `bare` (no layer),
 //! `identity_layer` (a layer that does nothing: what axum's `Router::layer`
-//! costs by itself),
+//! costs by itself), `stack_plus_red` (RED with a tenant header, added to
+//! that existing layer stack through a `ServiceBuilder`: its marginal cost is
+//! `stack_plus_red - identity_layer`),
 //! `red` (the RED layer, no tenant source: `__unknown__`),
 //! `red_tenant_header` (tenant read from the `x-tenant-id` header,
 //! validated and bounded). Each request is a `GET /api/v1/orders/{id}`
@@ -67,6 +69,17 @@ fn overhead(c: &mut Criterion) {
     let bare = router();
     // What axum's `Router::layer` costs for any layer: an identity layer.
     let identity = router().layer(tower::layer::util::Identity::new());
+    let t3 = telemetry();
+    let stack_red = router().layer(
+        tower::ServiceBuilder::new()
+            .layer(tower::layer::util::Identity::new())
+            .layer(
+                RedMetricsLayer::builder(&t3)
+                    .with_tenant_header("x-tenant-id")
+                    .build()
+                    .unwrap(),
+            ),
+    );
     let t1 = telemetry();
     let red = router().layer(RedMetricsLayer::new(&t1).unwrap());
     let t2 = telemetry();
@@ -145,6 +158,71 @@ fn own_cost(c: &mut Criterion) {
     group.finish();
 }
 
+/// Ratios robust to a noisy machine: the variants run interleaved in short
+/// rounds (A B C D A B C D …) and each variant's median round is reported.
+fn interleaved_report() {
+    const ROUNDS: usize = 41;
+    const PER_ROUND: u64 = 2_000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (t1, t2) = (telemetry(), telemetry());
+    let variants: Vec<(&str, Router)> = vec![
+        ("bare", router()),
+        (
+            "identity_layer",
+            router().layer(tower::layer::util::Identity::new()),
+        ),
+        (
+            "stack_plus_red",
+            router().layer(
+                tower::ServiceBuilder::new()
+                    .layer(tower::layer::util::Identity::new())
+                    .layer(
+                        RedMetricsLayer::builder(&t1)
+                            .with_tenant_header("x-tenant-id")
+                            .build()
+                            .unwrap(),
+                    ),
+            ),
+        ),
+        (
+            "red_tenant_header",
+            router().layer(
+                RedMetricsLayer::builder(&t2)
+                    .with_tenant_header("x-tenant-id")
+                    .build()
+                    .unwrap(),
+            ),
+        ),
+    ];
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for (_, app) in &variants {
+        run(&rt, app, PER_ROUND); // warm up
+    }
+    for _ in 0..ROUNDS {
+        for (i, (_, app)) in variants.iter().enumerate() {
+            let elapsed = run(&rt, app, PER_ROUND);
+            samples[i].push(elapsed.as_nanos() as f64 / PER_ROUND as f64);
+        }
+    }
+    let medians: Vec<f64> = samples
+        .iter_mut()
+        .map(|s| {
+            s.sort_by(f64::total_cmp);
+            s[s.len() / 2]
+        })
+        .collect();
+    println!("interleaved medians ({ROUNDS} rounds of {PER_ROUND} requests):");
+    for ((name, _), median) in variants.iter().zip(&medians) {
+        println!(
+            "  {name:<18} {median:>7.0} ns   {:+6.1}% vs bare   {:+6.1}% vs identity_layer",
+            (median / medians[0] - 1.0) * 100.0,
+            (median / medians[1] - 1.0) * 100.0
+        );
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -152,4 +230,11 @@ criterion_group! {
         .measurement_time(Duration::from_secs(4));
     targets = overhead, own_cost
 }
-criterion_main!(benches);
+fn main() {
+    // `PLIMSOLL_BENCH_REPORT=0` skips the report (profiling one variant).
+    if std::env::var("PLIMSOLL_BENCH_REPORT").as_deref() != Ok("0") {
+        interleaved_report();
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -410,13 +410,16 @@ impl Shared {
         let method = crate::labels::method_label(req.method());
         let tenant = self.tenants.resolve(req.headers(), req.extensions());
         let in_flight = self.recorder.start(&tenant, method, route.as_str());
-        let request_size = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let request_size = if self.recorder.records_sizes() {
+            req.headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+        } else {
+            None
+        };
         let trace = if self.traceparent_exemplars {
             req.headers()
-                .get("traceparent")
+                .get(&TRACEPARENT)
                 .and_then(|v| parse_traceparent(v.as_bytes()))
         } else {
             None
@@ -438,6 +441,9 @@ impl Shared {
         ))
     }
 }
+
+/// The W3C trace context header, parsed once.
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Parses a W3C `traceparent` (`00-<trace>-<span>-<flags>`); `None` unless sampled.
 pub(crate) fn parse_traceparent(value: &[u8]) -> Option<TraceRef> {
@@ -501,6 +507,8 @@ pub(crate) struct Outcome<'a> {
 /// Records into the families of one naming scheme.
 pub(crate) trait Recorder: Send + Sync {
     fn duration_name(&self) -> &'static str;
+    /// Whether body sizes are recorded (so `Content-Length` is worth reading).
+    fn records_sizes(&self) -> bool;
     fn start(&self, tenant: &Tenant, method: &'static str, route: &str) -> SeriesKey;
     #[allow(clippy::too_many_arguments)]
     fn duration(
@@ -568,6 +576,10 @@ fn route_key<'a>(method: &'static str, route: &'a str) -> RouteKey<'a> {
 impl<N: Scheme> Recorder for Families<N> {
     fn duration_name(&self) -> &'static str {
         self.names.duration
+    }
+
+    fn records_sizes(&self) -> bool {
+        self.sizes.is_some()
     }
 
     #[inline]
