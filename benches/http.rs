@@ -19,7 +19,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::routing::get;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use http::Request;
 use plimsoll::Telemetry;
 use plimsoll::http::RedMetricsLayer;
@@ -94,6 +94,12 @@ fn overhead(c: &mut Criterion) {
     group.bench_function("bare", |b| b.iter_custom(|iters| run(&rt, &bare, iters)));
     group.bench_function("identity_layer", |b| {
         b.iter_custom(|iters| run(&rt, &identity, iters))
+    });
+    // Services usually have a layer stack already (auth, tracing, timeouts);
+    // added to it with a ServiceBuilder, RED shares the stack's one
+    // `Router::layer` and costs only its own work.
+    group.bench_function("stack_plus_red", |b| {
+        b.iter_custom(|iters| run(&rt, &stack_red, iters))
     });
     group.bench_function("red", |b| b.iter_custom(|iters| run(&rt, &red, iters)));
     group.bench_function("red_tenant_header", |b| {
