@@ -172,7 +172,7 @@ fn interleaved_report() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let (t1, t2) = (telemetry(), telemetry());
+    let (t1, t2, t3) = (telemetry(), telemetry(), telemetry());
     let variants: Vec<(&str, Router)> = vec![
         ("bare", router()),
         (
@@ -192,6 +192,7 @@ fn interleaved_report() {
                     ),
             ),
         ),
+        ("red", router().layer(RedMetricsLayer::new(&t3).unwrap())),
         (
             "red_tenant_header",
             router().layer(
