@@ -1,25 +1,16 @@
 //! Long-lived connections: a real WebSocket upgrade over TCP.
 
-use std::time::Duration;
+mod support;
+
+use support::wait_for;
 
 use axum::Router;
 use axum::extract::WebSocketUpgrade;
 use axum::extract::ws::Message;
 use axum::routing::get;
-use plimsoll_core::testing::Scrape;
-use plimsoll_core::{Format, Telemetry};
+use plimsoll_core::Telemetry;
 use plimsoll_http::{ConnectionGauge, RedMetricsLayer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn wait_for(t: &Telemetry, cond: impl Fn(&Scrape) -> bool) {
-    for _ in 0..300 {
-        if cond(&t.scrape()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached:\n{}", t.encode(Format::Prometheus));
-}
 
 #[tokio::test]
 async fn upgraded_connections_count_exactly_and_leave_request_latency_alone() {

@@ -1,11 +1,14 @@
 //! The RED layer against real axum routers, in process and over TCP.
 
+mod support;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use support::wait_for;
 
 use axum::Router;
 use axum::body::Body;
@@ -16,7 +19,6 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use http_body::Frame;
-use plimsoll_core::testing::Scrape;
 use plimsoll_core::{Format, Naming, Telemetry, Tenant};
 use plimsoll_http::{MetricsService, RedMetricsLayer, metrics_router};
 use tokio::io::AsyncWriteExt;
@@ -317,16 +319,6 @@ async fn cancelled_requests_count_as_499_and_in_flight_returns_to_zero() {
         ),
         Some(2.0)
     );
-}
-
-async fn wait_for(t: &Telemetry, cond: impl Fn(&Scrape) -> bool) {
-    for _ in 0..200 {
-        if cond(&t.scrape()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached:\n{}", t.encode(Format::Prometheus));
 }
 
 #[tokio::test]
