@@ -156,9 +156,21 @@ impl ExternalCalls {
     ) {
         let service = self.services.admit(service);
         let endpoint = self.endpoints.admit(endpoint);
+        self.record_admitted(tenant, &service, &endpoint, status, seconds);
+    }
+
+    /// Records with labels that went through the guards already.
+    fn record_admitted(
+        &self,
+        tenant: &Tenant,
+        service: &str,
+        endpoint: &str,
+        status: CallStatus,
+        seconds: f64,
+    ) {
         let key = ExternalKey {
-            service: &service,
-            endpoint: &endpoint,
+            service,
+            endpoint,
             status_code: status,
         };
         self.histogram.observe(tenant, &key, seconds);
@@ -272,9 +284,12 @@ impl fmt::Debug for ExternalCallLayer {
 impl ExternalCallLayer {
     /// A layer for calls to `service`; endpoints default to the request path (bounded).
     pub fn new(telemetry: &Telemetry, service: &str) -> Result<Self, RegisterError> {
+        let calls = ExternalCalls::new(telemetry)?;
+        // Admitted once here; each call then admits only its endpoint.
+        let service = calls.services.admit(service);
         Ok(Self {
-            calls: ExternalCalls::new(telemetry)?,
-            service: Arc::from(service),
+            calls,
+            service,
             endpoint: None,
         })
     }
@@ -321,9 +336,10 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let endpoints = &self.layer.calls.endpoints;
         let endpoint = match &self.layer.endpoint {
-            Some(f) => f(req.method(), req.uri()),
-            None => req.uri().path().to_string(),
+            Some(f) => endpoints.admit(&f(req.method(), req.uri())),
+            None => endpoints.admit(req.uri().path()),
         };
         let tenant = req
             .extensions()
@@ -345,15 +361,16 @@ where
 
 struct CallRecord {
     calls: ExternalCalls,
+    /// Both labels went through their guards already.
     service: Arc<str>,
-    endpoint: String,
+    endpoint: Arc<str>,
     tenant: Tenant,
     start: Instant,
 }
 
 impl CallRecord {
     fn record(&self, status: CallStatus) {
-        self.calls.record(
+        self.calls.record_admitted(
             &self.tenant,
             &self.service,
             &self.endpoint,
