@@ -44,6 +44,7 @@
 //! The guides (catalogue, tenancy, cardinality) are in the repository's `docs/`.
 
 mod bounded;
+pub mod clock;
 mod collector;
 pub mod encoding;
 pub mod labels;

@@ -647,6 +647,23 @@ pub struct SeriesKey {
     overflows: Overflows,
 }
 
+impl SeriesKey {
+    /// Whether the key is its tenant's overflow series (the family's series
+    /// bound was reached): its user labels are `__other__`, so it stands
+    /// for many label sets.
+    #[inline]
+    pub fn is_overflow_series(&self) -> bool {
+        self.overflows.series
+    }
+
+    /// The position of the series in its family: with the family, it names
+    /// the series for as long as the family lives (series are never removed).
+    #[inline]
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+}
+
 /// A tenant-scoped gauge family (an `f64` that goes up and down). Get one
 /// from [`Telemetry::gauge`](crate::Telemetry::gauge).
 pub struct Gauge<L: LabelSet = ()> {
@@ -706,6 +723,16 @@ impl<L: LabelSet> Gauge<L> {
             index,
             overflows,
         }
+    }
+
+    /// The user labels of the series of `key`; `None` for an overflow
+    /// series (its labels are `__other__`) or a key of another family.
+    #[inline]
+    pub fn labels_at(&self, key: &SeriesKey) -> Option<&L> {
+        if key.family != Arc::as_ptr(&self.family) as usize {
+            return None;
+        }
+        self.family.entry(key.index).labels.as_ref()
     }
 
     /// Adds `value` to the series of `key` (from [`key`](Gauge::key) of this family).
@@ -837,6 +864,34 @@ impl<L: LabelSet> Histogram<L> {
         self.family
             .existing(tenant, labels)
             .map_or(0.0, |c| f64::from_bits(c.sum().load(Ordering::Relaxed)))
+    }
+
+    /// The key of a series (created now if the bound allows), for
+    /// [`observe_at`](Histogram::observe_at): a lookup done once, held
+    /// without a reference count.
+    #[inline]
+    pub fn key(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> SeriesKey {
+        let (index, overflows) = self.family.resolve(tenant, labels, self.make());
+        SeriesKey {
+            family: Arc::as_ptr(&self.family) as usize,
+            index,
+            overflows,
+        }
+    }
+
+    /// Records one observation (and its exemplar) into the series of `key`
+    /// (from [`key`](Histogram::key) of this family).
+    #[inline]
+    pub fn observe_at(&self, key: &SeriesKey, value: f64, trace: Option<TraceRef>) {
+        if key.family != Arc::as_ptr(&self.family) as usize {
+            debug_assert!(false, "SeriesKey used with another family");
+            return;
+        }
+        self.family.count(key.overflows);
+        self.family
+            .entry(key.index)
+            .cell
+            .observe(&self.family.shape.bounds, value, trace);
     }
 
     /// A handle to one series, created now if the bound allows.

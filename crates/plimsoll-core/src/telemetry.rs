@@ -337,6 +337,8 @@ impl TelemetryBuilder {
 
     /// Validates the settings and builds the [`Telemetry`].
     pub fn build(self) -> Result<Telemetry, BuildError> {
+        // Measures the clock's rate now (once per process), not on a request.
+        crate::clock::Stamp::warm_up();
         let prefix = match &self.prefix {
             None => String::new(),
             Some(p) if valid_metric_name(p) => format!("{p}_"),

@@ -120,6 +120,14 @@ impl Tenant {
         self.label.as_str()
     }
 
+    /// Whether `other` is a clone of this very tenant: the same label value
+    /// (by address, not by content) and the same admission. A test without
+    /// hashing, for caches that hold a clone of what they compare against.
+    #[inline]
+    pub fn same(&self, other: &Tenant) -> bool {
+        std::ptr::eq(self.as_str(), other.as_str()) && self.state == other.state
+    }
+
     /// Whether a bound or allow-list refused this tenant (its label is `__other__`).
     pub fn is_overflow(&self) -> bool {
         self.state == TenantState::Overflow

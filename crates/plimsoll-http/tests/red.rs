@@ -777,3 +777,52 @@ async fn the_tenant_extension_is_a_plain_request_extension() {
         Some(1.0)
     );
 }
+
+/// Warm requests find their series through a per-thread memo keyed by the
+/// addresses of label values. Routers are built and dropped in turn behind
+/// one layer, with route templates of one length (so that the allocator
+/// reuses addresses), and two layers share the thread: every request must
+/// still land in its own route's series, in its own telemetry.
+#[tokio::test(flavor = "current_thread")]
+async fn remembered_series_follow_the_route_value_and_the_layer() {
+    let (t, other) = (telemetry(), telemetry());
+    let red = layer(&t);
+    let other_app = api().layer(layer(&other));
+    for i in 0..40 {
+        let route = format!("/r{i:02}/{{id}}");
+        let app = Router::new()
+            .route(&route, get(|| async { "ok" }))
+            .layer(red.clone());
+        for _ in 0..=i % 3 {
+            send(&app, get_req(&format!("/r{i:02}/7"), "acme")).await;
+            send(&other_app, get_req("/api/v1/orders/1", "acme")).await;
+        }
+        drop(app);
+    }
+    let scrape = t.scrape();
+    assert_eq!(scrape.series_count("http_requests_total"), 40);
+    for i in 0..40 {
+        let route = format!("/r{i:02}/{{id}}");
+        let expected = f64::from(i % 3 + 1);
+        assert_eq!(
+            scrape.value("http_requests_total", &[("route", &route)]),
+            Some(expected),
+            "{route}"
+        );
+        assert_eq!(
+            scrape.value("http_request_duration_seconds_count", &[("route", &route)]),
+            Some(expected),
+            "{route}"
+        );
+    }
+    assert_eq!(scrape.sum("http_requests_in_flight", &[]), 0.0);
+    assert_eq!(
+        scrape.series_count("http_requests_in_flight"),
+        40,
+        "one in-flight series per route"
+    );
+    let other = other.scrape();
+    assert_eq!(other.series_count("http_requests_total"), 1);
+    let sent: u32 = (0..40).map(|i| i % 3 + 1).sum();
+    assert_eq!(other.sum("http_requests_total", &[]), f64::from(sent));
+}

@@ -1,10 +1,10 @@
 //! The response future and the drop guard that records every request once.
 
+use plimsoll_core::clock::Stamp;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::Response;
 use pin_project_lite::pin_project;
@@ -19,9 +19,11 @@ use crate::names::STATUS_CANCELLED;
 pub(crate) struct Request {
     pub(crate) tenant: Tenant,
     pub(crate) method: &'static str,
-    pub(crate) route: Route,
+    /// Held only when `in_flight` is an overflow series; otherwise the
+    /// route is read from the in-flight series' labels.
+    pub(crate) route: Option<Route>,
     pub(crate) in_flight: SeriesKey,
-    pub(crate) start: Instant,
+    pub(crate) start: Stamp,
     pub(crate) request_size: Option<u64>,
     pub(crate) trace: Option<TraceRef>,
     pub(crate) header_timing: bool,
@@ -41,7 +43,7 @@ pub(crate) struct Guard {
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guard")
-            .field("route", &self.request.route.as_str())
+            .field("route", &self.route())
             .field("tenant", &self.request.tenant.as_str())
             .field("status", &self.status)
             .finish_non_exhaustive()
@@ -60,6 +62,18 @@ impl Guard {
         }
     }
 
+    /// The request's route label.
+    fn route(&self) -> &str {
+        match &self.request.route {
+            Some(route) => route.as_str(),
+            None => self
+                .shared
+                .recorder
+                .in_flight_route(&self.request.in_flight)
+                .unwrap_or(plimsoll_core::names::OTHER),
+        }
+    }
+
     /// The response headers are ready.
     pub(crate) fn on_headers(&mut self, status: u16) {
         self.status = Some(status);
@@ -74,14 +88,12 @@ impl Guard {
         }
         self.duration_recorded = true;
         let r = &self.request;
-        self.shared.recorder.duration(
-            &r.tenant,
-            r.method,
-            r.route.as_str(),
-            status,
-            r.start.elapsed().as_secs_f64(),
-            r.trace,
-        );
+        let seconds = r.start.elapsed_seconds();
+        let recorder = &self.shared.recorder;
+        let key = super::memo::duration(self.shared.id, &r.in_flight, status, || {
+            recorder.duration_key(&r.tenant, r.method, self.route(), status)
+        });
+        recorder.observe(&key, seconds, r.trace);
     }
 
     /// The response ended normally.
@@ -108,10 +120,11 @@ impl Guard {
         let error =
             error.or_else(|| (self.shared.classify)(http::StatusCode::from_u16(status).ok()?));
         let r = &self.request;
+        let route = self.route();
         self.shared.recorder.end(&Outcome {
             tenant: &r.tenant,
             method: r.method,
-            route: r.route.as_str(),
+            route,
             in_flight: &r.in_flight,
             error,
             request_size: r.request_size,
@@ -122,7 +135,7 @@ impl Guard {
             if elapsed >= threshold {
                 tracing::warn!(
                     target: "plimsoll::http",
-                    route = r.route.as_str(),
+                    route,
                     tenant = r.tenant.as_str(),
                     status,
                     duration_ms = elapsed.as_secs_f64() * 1e3,
@@ -176,37 +189,47 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let inner = this.inner;
-        // A panic is recorded as a 500 here, then goes on unwinding: a
-        // catch-panic layer drops this future only after unwinding.
-        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx)));
-        let polled = match polled {
-            Ok(polled) => polled,
-            Err(panic) => {
-                if let Some(guard) = this.guard.take() {
-                    guard.panicked();
-                }
-                std::panic::resume_unwind(panic)
-            }
-        };
+        // A panic in the inner future is recorded as a 500 while it unwinds
+        // through here: a catch-panic layer drops this future only after.
+        let sentinel = PanicSentinel(Some(this.guard));
+        let polled = this.inner.poll(cx);
+        let slot = sentinel.defuse();
         match std::task::ready!(polled) {
             Ok(response) => {
-                let mut guard = this.guard.take();
+                let mut guard = slot.and_then(Option::take);
                 if let Some(guard) = guard.as_mut() {
                     guard.on_headers(response.status().as_u16());
                 }
-                let (parts, body) = response.into_parts();
-                Poll::Ready(Ok(Response::from_parts(
-                    parts,
-                    ResponseBody::new(body, guard),
-                )))
+                Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, guard))))
             }
             Err(error) => {
-                if let Some(guard) = this.guard.take() {
+                if let Some(guard) = slot.and_then(Option::take) {
                     guard.fail();
                 }
                 Poll::Ready(Err(error))
             }
+        }
+    }
+}
+
+/// Records the request as a panic (500) when dropped by unwinding.
+struct PanicSentinel<'a>(Option<&'a mut Option<Guard>>);
+
+impl<'a> PanicSentinel<'a> {
+    /// The poll returned: gives the guard back, recording nothing.
+    #[inline]
+    fn defuse(mut self) -> Option<&'a mut Option<Guard>> {
+        self.0.take()
+    }
+}
+
+impl Drop for PanicSentinel<'_> {
+    fn drop(&mut self) {
+        if let Some(guard) = self.0.take()
+            && std::thread::panicking()
+            && let Some(guard) = guard.take()
+        {
+            guard.panicked();
         }
     }
 }

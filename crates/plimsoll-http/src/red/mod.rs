@@ -45,6 +45,7 @@
 
 mod body;
 mod future;
+mod memo;
 mod service;
 
 use std::fmt;
@@ -265,6 +266,7 @@ impl RedMetricsBuilder {
         tenants.resolver = self.resolver;
         Ok(RedMetricsLayer {
             shared: Arc::new(Shared {
+                id: NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 recorder,
                 tenants,
                 route,
@@ -345,6 +347,41 @@ impl Route {
     }
 }
 
+/// The route of a request as found: borrowed from the request while it
+/// starts, so that it is cloned only when something must hold it.
+pub(crate) enum RouteRef<'a> {
+    #[cfg(feature = "axum")]
+    Matched(&'a axum::extract::MatchedPath),
+    Owned(Route, std::marker::PhantomData<&'a ()>),
+}
+
+impl RouteRef<'_> {
+    #[inline]
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            #[cfg(feature = "axum")]
+            RouteRef::Matched(path) => path.as_str(),
+            RouteRef::Owned(route, _) => route.as_str(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn to_route(&self) -> Route {
+        match self {
+            #[cfg(feature = "axum")]
+            RouteRef::Matched(path) => Route::Matched((*path).clone()),
+            RouteRef::Owned(route, _) => route.clone(),
+        }
+    }
+
+    /// Whether `held` is this very label value, by address: a test without
+    /// comparing bytes, for a memo that holds a clone of what it compares.
+    #[inline]
+    pub(crate) fn same(&self, held: &Route) -> bool {
+        std::ptr::eq(self.as_str(), held.as_str())
+    }
+}
+
 enum RouteSource {
     Default,
     Custom(Arc<ExtractRoute>, LabelGuard),
@@ -352,26 +389,32 @@ enum RouteSource {
 
 impl RouteSource {
     #[inline]
-    fn route(&self, uri: &http::Uri, extensions: &http::Extensions) -> Route {
+    fn route<'a>(&self, uri: &http::Uri, extensions: &'a http::Extensions) -> RouteRef<'a> {
+        let owned = |route| RouteRef::Owned(route, std::marker::PhantomData);
         match self {
             RouteSource::Custom(extract, guard) => match extract(uri, extensions) {
-                Some(route) => Route::Shared(guard.admit(&route)),
-                None => Route::Unmatched,
+                Some(route) => owned(Route::Shared(guard.admit(&route))),
+                None => owned(Route::Unmatched),
             },
             RouteSource::Default => {
                 #[cfg(feature = "axum")]
                 if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
-                    return Route::Matched(path.clone());
+                    return RouteRef::Matched(path);
                 }
                 let _ = (uri, extensions);
-                Route::Unmatched
+                owned(Route::Unmatched)
             }
         }
     }
 }
 
+/// Ids of layers, for the per-thread memo: never reused, never 0.
+static NEXT_LAYER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// What the service and its guards share.
 pub(crate) struct Shared {
+    /// This layer's id in the per-thread memo of series keys.
+    pub(crate) id: u64,
     pub(crate) recorder: Box<dyn Recorder>,
     pub(crate) tenants: TenantSource,
     route: RouteSource,
@@ -397,7 +440,7 @@ impl Shared {
     /// Starts recording a request; `None` for ignored paths.
     #[inline]
     pub(crate) fn start<B>(self: &Arc<Self>, req: &http::Request<B>) -> Option<future::Guard> {
-        let start = std::time::Instant::now();
+        let start = plimsoll_core::clock::Stamp::now();
         let route = self.route.route(req.uri(), req.extensions());
         if !self.ignored.is_empty()
             && self
@@ -409,7 +452,10 @@ impl Shared {
         }
         let method = crate::labels::method_label(req.method());
         let tenant = self.tenants.resolve(req.headers(), req.extensions());
-        let in_flight = self.recorder.start(&tenant, method, route.as_str());
+        let in_flight = memo::in_flight(self.id, &tenant, method, &route, || {
+            self.recorder.in_flight_key(&tenant, method, route.as_str())
+        });
+        self.recorder.in_flight_add(&in_flight, 1.0);
         let request_size = if self.recorder.records_sizes() {
             req.headers()
                 .get(http::header::CONTENT_LENGTH)
@@ -426,6 +472,7 @@ impl Shared {
         };
         let header_timing = !self.header_timing.is_empty()
             && self.header_timing.iter().any(|r| r == route.as_str());
+        let route = in_flight.is_overflow_series().then(|| route.to_route());
         Some(future::Guard::new(
             self.clone(),
             future::Request {
@@ -509,17 +556,18 @@ pub(crate) trait Recorder: Send + Sync {
     fn duration_name(&self) -> &'static str;
     /// Whether body sizes are recorded (so `Content-Length` is worth reading).
     fn records_sizes(&self) -> bool;
-    fn start(&self, tenant: &Tenant, method: &'static str, route: &str) -> SeriesKey;
-    #[allow(clippy::too_many_arguments)]
-    fn duration(
+    fn in_flight_key(&self, tenant: &Tenant, method: &'static str, route: &str) -> SeriesKey;
+    fn in_flight_add(&self, key: &SeriesKey, value: f64);
+    /// The route label of an in-flight series; `None` for an overflow series.
+    fn in_flight_route(&self, key: &SeriesKey) -> Option<&str>;
+    fn duration_key(
         &self,
         tenant: &Tenant,
         method: &'static str,
         route: &str,
         status: u16,
-        seconds: f64,
-        trace: Option<TraceRef>,
-    );
+    ) -> SeriesKey;
+    fn observe(&self, key: &SeriesKey, seconds: f64, trace: Option<TraceRef>);
     fn end(&self, outcome: &Outcome<'_>);
 }
 
@@ -582,31 +630,39 @@ impl<N: Scheme> Recorder for Families<N> {
         self.sizes.is_some()
     }
 
-    #[inline]
-    fn start(&self, tenant: &Tenant, method: &'static str, route: &str) -> SeriesKey {
-        let key = self.in_flight.key(tenant, &route_key(method, route));
-        self.in_flight.add_at(&key, 1.0);
-        key
+    fn in_flight_key(&self, tenant: &Tenant, method: &'static str, route: &str) -> SeriesKey {
+        self.in_flight.key(tenant, &route_key(method, route))
     }
 
     #[inline]
-    fn duration(
+    fn in_flight_add(&self, key: &SeriesKey, value: f64) {
+        self.in_flight.add_at(key, value);
+    }
+
+    #[inline]
+    fn in_flight_route(&self, key: &SeriesKey) -> Option<&str> {
+        self.in_flight.labels_at(key).map(|labels| &*labels.route)
+    }
+
+    fn duration_key(
         &self,
         tenant: &Tenant,
         method: &'static str,
         route: &str,
         status: u16,
-        seconds: f64,
-        trace: Option<TraceRef>,
-    ) {
+    ) -> SeriesKey {
         let key = RequestKey {
             method,
             route,
             status_code: status,
             _borrow: std::marker::PhantomData,
         };
-        self.duration
-            .observe_with_exemplar(tenant, &key, seconds, trace);
+        self.duration.key(tenant, &key)
+    }
+
+    #[inline]
+    fn observe(&self, key: &SeriesKey, seconds: f64, trace: Option<TraceRef>) {
+        self.duration.observe_at(key, seconds, trace);
     }
 
     #[inline]
