@@ -725,6 +725,17 @@ impl<L: LabelSet> Gauge<L> {
         }
     }
 
+    /// The tenant of the series of `key`, as recorded (for a key of
+    /// another family: `None`). Recording with it reaches the same tenant's
+    /// series in every family of this `Telemetry`.
+    pub fn tenant_at(&self, key: &SeriesKey) -> Option<Tenant> {
+        if key.family != Arc::as_ptr(&self.family) as usize {
+            return None;
+        }
+        let label = &self.family.entry(key.index).tenant;
+        Some(self.family.tenants.tenant_of(label))
+    }
+
     /// The user labels of the series of `key`; `None` for an overflow
     /// series (its labels are `__other__`) or a key of another family.
     #[inline]

@@ -253,6 +253,20 @@ impl TenantRegistry {
         }
     }
 
+    /// The tenant whose (rebound) label a series carries: labels are
+    /// either reserved values or values admitted here.
+    pub(crate) fn tenant_of(&self, label: &TenantLabel) -> Tenant {
+        let state = match label {
+            TenantLabel::Static(value) if *value == OTHER => TenantState::Overflow,
+            TenantLabel::Static(_) => TenantState::Reserved,
+            TenantLabel::Shared(_) => TenantState::Admitted(self.id),
+        };
+        Tenant {
+            label: label.clone(),
+            state,
+        }
+    }
+
     /// Returns `tenant` as this registry would label it: a tenant admitted by
     /// another `Telemetry` is admitted here again.
     #[inline]

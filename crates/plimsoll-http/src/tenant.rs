@@ -40,21 +40,49 @@ impl TenantSource {
 
     #[inline]
     pub(crate) fn resolve(&self, headers: &HeaderMap, extensions: &Extensions) -> Tenant {
+        match self.find(headers, extensions) {
+            Found::Tenant(tenant) => tenant.clone(),
+            Found::Resolved(tenant) => tenant,
+            Found::Header(raw) => self.resolve_header(raw),
+        }
+    }
+
+    /// Where the tenant is, without resolving a header value yet: callers
+    /// that remember header values skip resolving the ones seen before.
+    #[inline]
+    pub(crate) fn find<'a>(&self, headers: &'a HeaderMap, extensions: &'a Extensions) -> Found<'a> {
         if let Some(tenant) = extensions.get::<Tenant>() {
-            return tenant.clone();
+            return Found::Tenant(tenant);
         }
         if let Some(resolver) = &self.resolver
             && let Some(tenant) = resolver(headers, extensions)
         {
-            return tenant;
+            return Found::Resolved(tenant);
         }
-        if let Some(value) = self.header.as_ref().and_then(|h| headers.get(h)) {
-            // Non-ASCII bytes fail `to_str` and validation alike: `__unknown__`.
-            return match value.to_str() {
-                Ok(raw) => self.telemetry.tenant(raw),
-                Err(_) => Tenant::unknown(),
-            };
+        match self.header.as_ref().and_then(|h| headers.get(h)) {
+            Some(value) => Found::Header(value.as_bytes()),
+            None => Found::Tenant(&UNKNOWN),
         }
-        Tenant::unknown()
     }
+
+    /// Resolves a header value: validated, then bounded by the telemetry's
+    /// tenant policy. Non-ASCII bytes fail validation: `__unknown__`.
+    pub(crate) fn resolve_header(&self, raw: &[u8]) -> Tenant {
+        match std::str::from_utf8(raw) {
+            Ok(raw) => self.telemetry.tenant(raw),
+            Err(_) => Tenant::unknown(),
+        }
+    }
+}
+
+static UNKNOWN: Tenant = Tenant::unknown();
+
+/// A request's tenant as found by [`TenantSource::find`].
+pub(crate) enum Found<'a> {
+    /// The trusted extension, or `__unknown__` when there was nothing.
+    Tenant(&'a Tenant),
+    /// From the custom resolver.
+    Resolved(Tenant),
+    /// The raw value of the tenant header.
+    Header(&'a [u8]),
 }

@@ -826,3 +826,50 @@ async fn remembered_series_follow_the_route_value_and_the_layer() {
     let sent: u32 = (0..40).map(|i| i % 3 + 1).sum();
     assert_eq!(other.sum("http_requests_total", &[]), f64::from(sent));
 }
+
+/// Warm requests remember raw tenant header values: repeated values,
+/// values past the tenant bound and invalid values keep their exact
+/// outcome on every round, and the overflow counter counts each request.
+#[tokio::test(flavor = "current_thread")]
+async fn remembered_tenant_headers_resolve_as_on_first_sight() {
+    let t = Telemetry::builder()
+        .with_process_metrics(false)
+        .with_max_tenants(2)
+        .build()
+        .unwrap();
+    let app = api().layer(layer(&t));
+    let long = "x".repeat(100);
+    let headers = [
+        "acme",
+        "globex",
+        "initech",
+        "acme",
+        "bad id",
+        long.as_str(),
+        "initech",
+    ];
+    for _ in 0..5 {
+        for tenant in headers {
+            send(&app, get_req("/api/v1/orders/1", tenant)).await;
+        }
+    }
+    let scrape = t.scrape();
+    let count = |tenant: &str| scrape.value("http_requests_total", &[("tenant_id", tenant)]);
+    assert_eq!(count("acme"), Some(10.0));
+    assert_eq!(count("globex"), Some(5.0));
+    assert_eq!(count("__other__"), Some(10.0));
+    assert_eq!(count("__unknown__"), Some(10.0));
+    assert_eq!(scrape.series_count("http_requests_total"), 4);
+    assert_eq!(
+        scrape.value(
+            "plimsoll_cardinality_overflow_total",
+            &[
+                ("metric", "http_request_duration_seconds"),
+                ("label", "tenant_id")
+            ]
+        ),
+        Some(10.0)
+    );
+    assert_eq!(scrape.sum("http_requests_in_flight", &[]), 0.0);
+    assert!(!t.encode(Format::Prometheus).contains("initech"));
+}

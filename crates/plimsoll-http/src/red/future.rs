@@ -8,25 +8,49 @@ use std::task::{Context, Poll};
 
 use http::Response;
 use pin_project_lite::pin_project;
-use plimsoll_core::{SeriesKey, Tenant, TraceRef};
+use plimsoll_core::{SeriesKey, TraceRef};
 
 use super::body::ResponseBody;
-use super::{Outcome, Route, Shared};
+use super::{Outcome, Record, Route, Shared};
 use crate::labels::ErrorType;
 use crate::names::STATUS_CANCELLED;
 
-/// What is known of a request when it starts.
+/// What is known of a request when it starts. Kept small, because the
+/// guard travels inside the response future and body, which are moved
+/// several times: tenant, method and route are read back from the
+/// in-flight series when needed.
 pub(crate) struct Request {
-    pub(crate) tenant: Tenant,
-    pub(crate) method: &'static str,
-    /// Held only when `in_flight` is an overflow series; otherwise the
-    /// route is read from the in-flight series' labels.
-    pub(crate) route: Option<Route>,
     pub(crate) in_flight: SeriesKey,
     pub(crate) start: Stamp,
+    /// Method and route, held only when `in_flight` is an overflow series
+    /// (it has no labels to read them from).
+    pub(crate) overflow: Option<Box<(&'static str, Route)>>,
     pub(crate) request_size: Option<u64>,
-    pub(crate) trace: Option<TraceRef>,
+    pub(crate) trace: CompactTrace,
     pub(crate) header_timing: bool,
+}
+
+/// An optional [`TraceRef`] in 24 bytes aligned to 8 (a span id is never 0).
+#[derive(Clone, Copy)]
+pub(crate) struct CompactTrace([u64; 3]);
+
+impl CompactTrace {
+    #[inline]
+    pub(crate) fn new(trace: Option<TraceRef>) -> Self {
+        match trace {
+            Some(t) => Self([(t.trace_id >> 64) as u64, t.trace_id as u64, t.span_id]),
+            None => Self([0; 3]),
+        }
+    }
+
+    #[inline]
+    fn get(self) -> Option<TraceRef> {
+        let [high, low, span_id] = self.0;
+        (span_id != 0).then_some(TraceRef {
+            trace_id: (u128::from(high) << 64) | u128::from(low),
+            span_id,
+        })
+    }
 }
 
 /// Records the request exactly once: when the response ends, or, if it is
@@ -36,15 +60,14 @@ pub(crate) struct Guard {
     request: Request,
     status: Option<u16>,
     duration_recorded: bool,
-    pub(crate) response_size: u64,
     done: bool,
+    pub(crate) response_size: u64,
 }
 
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guard")
-            .field("route", &self.route())
-            .field("tenant", &self.request.tenant.as_str())
+            .field("route", &self.labels().1)
             .field("status", &self.status)
             .finish_non_exhaustive()
     }
@@ -57,20 +80,20 @@ impl Guard {
             request,
             status: None,
             duration_recorded: false,
-            response_size: 0,
             done: false,
+            response_size: 0,
         }
     }
 
-    /// The request's route label.
-    fn route(&self) -> &str {
-        match &self.request.route {
-            Some(route) => route.as_str(),
+    /// The request's method and route labels.
+    fn labels(&self) -> (&'static str, &str) {
+        match &self.request.overflow {
+            Some(labels) => (labels.0, labels.1.as_str()),
             None => self
                 .shared
                 .recorder
-                .in_flight_route(&self.request.in_flight)
-                .unwrap_or(plimsoll_core::names::OTHER),
+                .in_flight_labels(&self.request.in_flight)
+                .unwrap_or(("_OTHER", plimsoll_core::names::OTHER)),
         }
     }
 
@@ -91,9 +114,11 @@ impl Guard {
         let seconds = r.start.elapsed_seconds();
         let recorder = &self.shared.recorder;
         let key = super::memo::duration(self.shared.id, &r.in_flight, status, || {
-            recorder.duration_key(&r.tenant, r.method, self.route(), status)
+            let (method, route) = self.labels();
+            let tenant = recorder.in_flight_tenant(&r.in_flight);
+            recorder.duration_key(&tenant, method, route, status)
         });
-        recorder.observe(&key, seconds, r.trace);
+        recorder.observe(&key, seconds, r.trace.get());
     }
 
     /// The response ended normally.
@@ -117,15 +142,14 @@ impl Guard {
     fn record(&mut self, status: u16, error: Option<ErrorType>) {
         self.done = true;
         self.record_duration(status);
-        let error =
-            error.or_else(|| (self.shared.classify)(http::StatusCode::from_u16(status).ok()?));
+        let error = error.or_else(|| {
+            self.shared
+                .classify(http::StatusCode::from_u16(status).ok()?)
+        });
         let r = &self.request;
-        let route = self.route();
         self.shared.recorder.end(&Outcome {
-            tenant: &r.tenant,
-            method: r.method,
-            route,
             in_flight: &r.in_flight,
+            overflow: r.overflow.as_deref(),
             error,
             request_size: r.request_size,
             response_size: self.response_size,
@@ -133,10 +157,11 @@ impl Guard {
         if let Some(threshold) = self.shared.slow {
             let elapsed = r.start.elapsed();
             if elapsed >= threshold {
+                let tenant = self.shared.recorder.in_flight_tenant(&r.in_flight);
                 tracing::warn!(
                     target: "plimsoll::http",
-                    route,
-                    tenant = r.tenant.as_str(),
+                    route = self.labels().1,
+                    tenant = tenant.as_str(),
                     status,
                     duration_ms = elapsed.as_secs_f64() * 1e3,
                     "slow request"

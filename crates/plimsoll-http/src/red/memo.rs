@@ -6,7 +6,10 @@
 //! and the route's label values. A slot holds clones of the tenant and the
 //! route it was filled with, so the addresses it compares cannot be freed
 //! and reused for another value while the slot lives: equal addresses mean
-//! equal values. The latency series is keyed by the in-flight series (which
+//! equal values. A tenant still in its raw header is keyed by its bytes
+//! instead, so that a warm request does not resolve it again (resolution is
+//! deterministic: a tenant admitted stays admitted, one refused stays
+//! refused). The latency series is keyed by the in-flight series (which
 //! stands for tenant, method and route) and the status.
 //!
 //! A miss (or a thread whose memo is gone) falls back to the family lookup,
@@ -15,9 +18,11 @@
 
 use std::cell::RefCell;
 
+use plimsoll_core::tenant::MAX_TENANT_ID_LEN;
 use plimsoll_core::{SeriesKey, Tenant};
 
 use super::{Route, RouteRef};
+use crate::tenant::Found;
 
 /// Slots per table: a power of two.
 const SLOTS: usize = 64;
@@ -26,9 +31,60 @@ struct StartSlot {
     /// 0: empty.
     layer: u64,
     method: usize,
-    tenant: Tenant,
+    tenant: HeldTenant,
     route: Route,
     key: Option<SeriesKey>,
+}
+
+/// The tenant a start slot was filled with.
+enum HeldTenant {
+    /// A resolved tenant, compared by identity.
+    Tenant(Tenant),
+    /// A raw header value (valid ids are at most this long; longer values
+    /// are not remembered), compared by content.
+    Raw(u8, [u8; MAX_TENANT_ID_LEN]),
+}
+
+impl HeldTenant {
+    #[inline]
+    fn holds(&self, found: &Found<'_>) -> bool {
+        match (self, found) {
+            (HeldTenant::Tenant(held), Found::Tenant(tenant)) => held.same(tenant),
+            (HeldTenant::Tenant(held), Found::Resolved(tenant)) => held.same(tenant),
+            (HeldTenant::Raw(len, bytes), Found::Header(raw)) => {
+                &bytes[..usize::from(*len)] == *raw
+            }
+            _ => false,
+        }
+    }
+
+    /// What to hold for `found`; `None` when it is not to be remembered.
+    fn new(found: &Found<'_>) -> Option<Self> {
+        Some(match found {
+            Found::Tenant(tenant) => HeldTenant::Tenant((*tenant).clone()),
+            Found::Resolved(tenant) => HeldTenant::Tenant(tenant.clone()),
+            Found::Header(raw) => {
+                let mut bytes = [0; MAX_TENANT_ID_LEN];
+                bytes.get_mut(..raw.len())?.copy_from_slice(raw);
+                HeldTenant::Raw(raw.len() as u8, bytes)
+            }
+        })
+    }
+}
+
+/// A cheap, stable word for a tenant as found: the label's address for a
+/// resolved tenant, a mix of length and bytes for a raw value.
+#[inline]
+fn tenant_word(found: &Found<'_>) -> u64 {
+    match found {
+        Found::Tenant(tenant) => addr(tenant.as_str()),
+        Found::Resolved(tenant) => addr(tenant.as_str()),
+        Found::Header(raw) => raw.chunks(8).fold(raw.len() as u64, |word, chunk| {
+            let mut bytes = [0; 8];
+            bytes[..chunk.len()].copy_from_slice(chunk);
+            (word.rotate_left(29) ^ u64::from_le_bytes(bytes)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        }),
+    }
 }
 
 struct EndSlot {
@@ -51,7 +107,7 @@ impl Memo {
                 .map(|_| StartSlot {
                     layer: 0,
                     method: 0,
-                    tenant: Tenant::unknown(),
+                    tenant: HeldTenant::Tenant(Tenant::unknown()),
                     route: Route::Unmatched,
                     key: None,
                 })
@@ -88,7 +144,7 @@ fn addr(s: &str) -> u64 {
 #[inline]
 pub(crate) fn in_flight(
     layer: u64,
-    tenant: &Tenant,
+    tenant: &Found<'_>,
     method: &'static str,
     route: &RouteRef<'_>,
     resolve: impl FnOnce() -> SeriesKey,
@@ -96,7 +152,7 @@ pub(crate) fn in_flight(
     let method = method.as_ptr() as usize;
     let at = position(
         layer ^ method as u64,
-        addr(tenant.as_str()),
+        tenant_word(tenant),
         addr(route.as_str()),
     );
     memoized(
@@ -104,18 +160,20 @@ pub(crate) fn in_flight(
         |slot| {
             (slot.layer == layer
                 && slot.method == method
-                && slot.tenant.same(tenant)
+                && slot.tenant.holds(tenant)
                 && route.same(&slot.route))
             .then_some(slot.key)
             .flatten()
         },
         resolve,
-        |key| StartSlot {
-            layer,
-            method,
-            tenant: tenant.clone(),
-            route: route.to_route(),
-            key: Some(key),
+        |key| {
+            Some(StartSlot {
+                layer,
+                method,
+                tenant: HeldTenant::new(tenant)?,
+                route: route.to_route(),
+                key: Some(key),
+            })
         },
     )
 }
@@ -143,11 +201,13 @@ pub(crate) fn duration(
                 .flatten()
         },
         resolve,
-        |key| EndSlot {
-            layer,
-            in_flight: index,
-            status,
-            key: Some(key),
+        |key| {
+            Some(EndSlot {
+                layer,
+                in_flight: index,
+                status,
+                key: Some(key),
+            })
         },
     )
 }
@@ -160,7 +220,7 @@ fn memoized<S>(
     slot: impl Fn(&mut Memo) -> &mut S,
     hit: impl Fn(&S) -> Option<SeriesKey>,
     resolve: impl FnOnce() -> SeriesKey,
-    fill: impl FnOnce(SeriesKey) -> S,
+    fill: impl FnOnce(SeriesKey) -> Option<S>,
 ) -> SeriesKey {
     let found = MEMO.try_with(|memo| hit(slot(&mut *memo.try_borrow_mut().ok()?)));
     if let Ok(Some(key)) = found {
@@ -168,8 +228,10 @@ fn memoized<S>(
     }
     let key = resolve();
     let _ = MEMO.try_with(|memo| {
-        if let Ok(mut memo) = memo.try_borrow_mut() {
-            *slot(&mut memo) = fill(key);
+        if let Ok(mut memo) = memo.try_borrow_mut()
+            && let Some(filled) = fill(key)
+        {
+            *slot(&mut memo) = filled;
         }
     });
     key

@@ -48,6 +48,7 @@ mod future;
 mod memo;
 mod service;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +69,7 @@ use crate::labels::{
     RequestLabels, RouteKey, RouteLabels, Scheme,
 };
 use crate::names;
-use crate::tenant::{ResolveTenant, TenantSource};
+use crate::tenant::{Found, ResolveTenant, TenantSource};
 
 /// Default bound on distinct routes from a custom route extractor.
 pub const DEFAULT_MAX_ROUTES: usize = 500;
@@ -80,6 +81,7 @@ pub type Classify = dyn Fn(StatusCode) -> Option<ErrorType> + Send + Sync;
 pub type ExtractRoute = dyn Fn(&http::Uri, &http::Extensions) -> Option<String> + Send + Sync;
 
 /// The default classifier: 5xx is `server_error`, 4xx `client_error`.
+#[inline]
 pub fn classify_status(status: StatusCode) -> Option<ErrorType> {
     if status.is_server_error() {
         Some(ErrorType::ServerError)
@@ -123,7 +125,8 @@ pub struct RedMetricsBuilder {
     ignored: Vec<String>,
     header_timing: Vec<String>,
     slow: Option<Duration>,
-    classify: Arc<Classify>,
+    /// `None`: [`classify_status`], called directly.
+    classify: Option<Arc<Classify>>,
     body_sizes: bool,
     traceparent_exemplars: bool,
 }
@@ -208,7 +211,7 @@ impl RedMetricsBuilder {
     where
         F: Fn(StatusCode) -> Option<ErrorType> + Send + Sync + 'static,
     {
-        self.classify = Arc::new(classify);
+        self.classify = Some(Arc::new(classify));
         self
     }
 
@@ -241,13 +244,13 @@ impl RedMetricsBuilder {
                 field: "max_routes",
             });
         }
-        let recorder: Box<dyn Recorder> = match self.telemetry.naming() {
-            Naming::OpenTelemetry => Box::new(Families::<OpenTelemetryNames>::register(
+        let recorder = match self.telemetry.naming() {
+            Naming::OpenTelemetry => Recorder::OpenTelemetry(Families::register(
                 &self.telemetry,
                 OTEL_NAMES,
                 self.body_sizes,
             )?),
-            _ => Box::new(Families::<PrometheusNames>::register(
+            _ => Recorder::Prometheus(Families::register(
                 &self.telemetry,
                 PROMETHEUS_NAMES,
                 self.body_sizes,
@@ -306,7 +309,7 @@ impl RedMetricsLayer {
             ignored: Vec::new(),
             header_timing: Vec::new(),
             slow: None,
-            classify: Arc::new(classify_status),
+            classify: None,
             body_sizes: false,
             traceparent_exemplars: true,
         }
@@ -415,13 +418,13 @@ static NEXT_LAYER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU6
 pub(crate) struct Shared {
     /// This layer's id in the per-thread memo of series keys.
     pub(crate) id: u64,
-    pub(crate) recorder: Box<dyn Recorder>,
+    pub(crate) recorder: Recorder,
     pub(crate) tenants: TenantSource,
     route: RouteSource,
     ignored: Box<[String]>,
     header_timing: Box<[String]>,
     pub(crate) slow: Option<Duration>,
-    pub(crate) classify: Arc<Classify>,
+    classify: Option<Arc<Classify>>,
     traceparent_exemplars: bool,
 }
 
@@ -437,6 +440,15 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// Whether a status is a failure, and of which type.
+    #[inline]
+    pub(crate) fn classify(&self, status: StatusCode) -> Option<ErrorType> {
+        match &self.classify {
+            None => classify_status(status),
+            Some(classify) => classify(status),
+        }
+    }
+
     /// Starts recording a request; `None` for ignored paths.
     #[inline]
     pub(crate) fn start<B>(self: &Arc<Self>, req: &http::Request<B>) -> Option<future::Guard> {
@@ -451,8 +463,13 @@ impl Shared {
             return None;
         }
         let method = crate::labels::method_label(req.method());
-        let tenant = self.tenants.resolve(req.headers(), req.extensions());
-        let in_flight = memo::in_flight(self.id, &tenant, method, &route, || {
+        let found = self.tenants.find(req.headers(), req.extensions());
+        let in_flight = memo::in_flight(self.id, &found, method, &route, || {
+            let tenant = match &found {
+                Found::Tenant(tenant) => Cow::Borrowed(*tenant),
+                Found::Resolved(tenant) => Cow::Borrowed(tenant),
+                Found::Header(raw) => Cow::Owned(self.tenants.resolve_header(raw)),
+            };
             self.recorder.in_flight_key(&tenant, method, route.as_str())
         });
         self.recorder.in_flight_add(&in_flight, 1.0);
@@ -472,17 +489,18 @@ impl Shared {
         };
         let header_timing = !self.header_timing.is_empty()
             && self.header_timing.iter().any(|r| r == route.as_str());
-        let route = in_flight.is_overflow_series().then(|| route.to_route());
+        // An overflow series has no labels to read the route from later.
+        let overflow = in_flight
+            .is_overflow_series()
+            .then(|| Box::new((method, route.to_route())));
         Some(future::Guard::new(
             self.clone(),
             future::Request {
-                tenant,
-                method,
-                route,
                 in_flight,
                 start,
+                overflow,
                 request_size,
-                trace,
+                trace: future::CompactTrace::new(trace),
                 header_timing,
             },
         ))
@@ -542,24 +560,26 @@ const OTEL_NAMES: FamilyNames = FamilyNames {
 
 /// A finished request, as the recorder needs it.
 pub(crate) struct Outcome<'a> {
-    pub(crate) tenant: &'a Tenant,
-    pub(crate) method: &'static str,
-    pub(crate) route: &'a str,
+    /// Tenant, method and route: those of the in-flight series, or of
+    /// `overflow` when that is an overflow series.
     pub(crate) in_flight: &'a SeriesKey,
+    pub(crate) overflow: Option<&'a (&'static str, Route)>,
     pub(crate) error: Option<ErrorType>,
     pub(crate) request_size: Option<u64>,
     pub(crate) response_size: u64,
 }
 
 /// Records into the families of one naming scheme.
-pub(crate) trait Recorder: Send + Sync {
+pub(crate) trait Record: Send + Sync {
     fn duration_name(&self) -> &'static str;
     /// Whether body sizes are recorded (so `Content-Length` is worth reading).
     fn records_sizes(&self) -> bool;
     fn in_flight_key(&self, tenant: &Tenant, method: &'static str, route: &str) -> SeriesKey;
     fn in_flight_add(&self, key: &SeriesKey, value: f64);
-    /// The route label of an in-flight series; `None` for an overflow series.
-    fn in_flight_route(&self, key: &SeriesKey) -> Option<&str>;
+    /// Method and route of an in-flight series; `None` for an overflow series.
+    fn in_flight_labels(&self, key: &SeriesKey) -> Option<(&'static str, &str)>;
+    /// The tenant of an in-flight series.
+    fn in_flight_tenant(&self, key: &SeriesKey) -> Tenant;
     fn duration_key(
         &self,
         tenant: &Tenant,
@@ -571,7 +591,43 @@ pub(crate) trait Recorder: Send + Sync {
     fn end(&self, outcome: &Outcome<'_>);
 }
 
-struct Families<N: Scheme> {
+/// The families of the naming scheme in use: an enum, not a trait object,
+/// so that recording calls are direct and inlined.
+pub(crate) enum Recorder {
+    Prometheus(Families<PrometheusNames>),
+    OpenTelemetry(Families<OpenTelemetryNames>),
+}
+
+/// Implements [`Record`] for [`Recorder`] by forwarding to its scheme.
+macro_rules! forward {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?;)*) => {
+        impl Record for Recorder {
+            $(
+                #[inline]
+                fn $name(&self $(, $arg: $ty)*) $(-> $ret)? {
+                    match self {
+                        Recorder::Prometheus(f) => f.$name($($arg),*),
+                        Recorder::OpenTelemetry(f) => f.$name($($arg),*),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+forward! {
+    fn duration_name(&self) -> &'static str;
+    fn records_sizes(&self) -> bool;
+    fn in_flight_key(&self, tenant: &Tenant, method: &'static str, route: &str) -> SeriesKey;
+    fn in_flight_add(&self, key: &SeriesKey, value: f64);
+    fn in_flight_labels(&self, key: &SeriesKey) -> Option<(&'static str, &str)>;
+    fn in_flight_tenant(&self, key: &SeriesKey) -> Tenant;
+    fn duration_key(&self, tenant: &Tenant, method: &'static str, route: &str, status: u16) -> SeriesKey;
+    fn observe(&self, key: &SeriesKey, seconds: f64, trace: Option<TraceRef>);
+    fn end(&self, outcome: &Outcome<'_>);
+}
+
+pub(crate) struct Families<N: Scheme> {
     names: FamilyNames,
     duration: Histogram<RequestLabels<N>>,
     in_flight: Gauge<RouteLabels<N>>,
@@ -621,7 +677,7 @@ fn route_key<'a>(method: &'static str, route: &'a str) -> RouteKey<'a> {
     }
 }
 
-impl<N: Scheme> Recorder for Families<N> {
+impl<N: Scheme> Record for Families<N> {
     fn duration_name(&self) -> &'static str {
         self.names.duration
     }
@@ -640,8 +696,16 @@ impl<N: Scheme> Recorder for Families<N> {
     }
 
     #[inline]
-    fn in_flight_route(&self, key: &SeriesKey) -> Option<&str> {
-        self.in_flight.labels_at(key).map(|labels| &*labels.route)
+    fn in_flight_labels(&self, key: &SeriesKey) -> Option<(&'static str, &str)> {
+        self.in_flight
+            .labels_at(key)
+            .map(|labels| (labels.method, &*labels.route))
+    }
+
+    fn in_flight_tenant(&self, key: &SeriesKey) -> Tenant {
+        self.in_flight
+            .tenant_at(key)
+            .unwrap_or_else(Tenant::unknown)
     }
 
     fn duration_key(
@@ -668,21 +732,31 @@ impl<N: Scheme> Recorder for Families<N> {
     #[inline]
     fn end(&self, o: &Outcome<'_>) {
         self.in_flight.add_at(o.in_flight, -1.0);
+        if o.error.is_none() && self.sizes.is_none() {
+            return;
+        }
+        let tenant = self.in_flight_tenant(o.in_flight);
+        let (method, route) = match o.overflow {
+            Some((method, route)) => (*method, route.as_str()),
+            None => self
+                .in_flight_labels(o.in_flight)
+                .unwrap_or(("_OTHER", plimsoll_core::names::OTHER)),
+        };
         if let Some(error) = o.error {
             let key = ErrorKey {
-                method: o.method,
-                route: o.route,
+                method,
+                route,
                 error_type: error.as_str(),
                 _borrow: std::marker::PhantomData,
             };
-            self.errors.inc(o.tenant, &key);
+            self.errors.inc(&tenant, &key);
         }
         if let Some([request, response]) = &self.sizes {
-            let key = route_key(o.method, o.route);
+            let key = route_key(method, route);
             if let Some(size) = o.request_size {
-                request.observe(o.tenant, &key, size as f64);
+                request.observe(&tenant, &key, size as f64);
             }
-            response.observe(o.tenant, &key, o.response_size as f64);
+            response.observe(&tenant, &key, o.response_size as f64);
         }
     }
 }
