@@ -569,28 +569,6 @@ pub(crate) struct Outcome<'a> {
     pub(crate) response_size: u64,
 }
 
-/// Records into the families of one naming scheme.
-pub(crate) trait Record: Send + Sync {
-    fn duration_name(&self) -> &'static str;
-    /// Whether body sizes are recorded (so `Content-Length` is worth reading).
-    fn records_sizes(&self) -> bool;
-    fn in_flight_key(&self, tenant: &Tenant, method: &'static str, route: &str) -> SeriesKey;
-    fn in_flight_add(&self, key: &SeriesKey, value: f64);
-    /// Method and route of an in-flight series; `None` for an overflow series.
-    fn in_flight_labels(&self, key: &SeriesKey) -> Option<(&'static str, &str)>;
-    /// The tenant of an in-flight series.
-    fn in_flight_tenant(&self, key: &SeriesKey) -> Tenant;
-    fn duration_key(
-        &self,
-        tenant: &Tenant,
-        method: &'static str,
-        route: &str,
-        status: u16,
-    ) -> SeriesKey;
-    fn observe(&self, key: &SeriesKey, seconds: f64, trace: Option<TraceRef>);
-    fn end(&self, outcome: &Outcome<'_>);
-}
-
 /// The families of the naming scheme in use: an enum, not a trait object,
 /// so that recording calls are direct and inlined.
 pub(crate) enum Recorder {
@@ -598,9 +576,15 @@ pub(crate) enum Recorder {
     OpenTelemetry(Families<OpenTelemetryNames>),
 }
 
-/// Implements [`Record`] for [`Recorder`] by forwarding to its scheme.
-macro_rules! forward {
-    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?;)*) => {
+/// Declares [`Record`] and implements it for [`Recorder`] by forwarding to
+/// the scheme in use.
+macro_rules! record_trait {
+    ($($(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?;)*) => {
+        /// Records into the families of one naming scheme.
+        pub(crate) trait Record: Send + Sync {
+            $( $(#[$doc])* fn $name(&self $(, $arg: $ty)*) $(-> $ret)?; )*
+        }
+
         impl Record for Recorder {
             $(
                 #[inline]
@@ -615,12 +599,15 @@ macro_rules! forward {
     };
 }
 
-forward! {
+record_trait! {
     fn duration_name(&self) -> &'static str;
+    /// Whether body sizes are recorded (so `Content-Length` is worth reading).
     fn records_sizes(&self) -> bool;
     fn in_flight_key(&self, tenant: &Tenant, method: &'static str, route: &str) -> SeriesKey;
     fn in_flight_add(&self, key: &SeriesKey, value: f64);
+    /// Method and route of an in-flight series; `None` for an overflow series.
     fn in_flight_labels(&self, key: &SeriesKey) -> Option<(&'static str, &str)>;
+    /// The tenant of an in-flight series.
     fn in_flight_tenant(&self, key: &SeriesKey) -> Tenant;
     fn duration_key(&self, tenant: &Tenant, method: &'static str, route: &str, status: u16) -> SeriesKey;
     fn observe(&self, key: &SeriesKey, seconds: f64, trace: Option<TraceRef>);
