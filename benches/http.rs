@@ -10,6 +10,11 @@
 //! validated and bounded). Each request is a `GET /api/v1/orders/{id}`
 //! carrying the header, whose body is read to the end.
 //!
+//! Every router is finalised with `Router::with_state(())` before it is
+//! called, as `axum::serve` does: otherwise axum turns each handler into a
+//! route (and applies every layer to it) again on each request, which no
+//! served application does.
+//!
 //! Run: `cargo bench --bench http --features http`.
 
 use std::hint::black_box;
@@ -33,6 +38,11 @@ fn router() -> Router {
     Router::new()
         .route("/api/v1/orders/{id}", get(order))
         .route("/api/v1/orders", get(|| async { "orders" }))
+}
+
+/// A router as `axum::serve` runs it: handlers turned into routes once.
+fn served(router: Router) -> Router {
+    router.with_state(())
 }
 
 fn telemetry() -> Telemetry {
@@ -66,28 +76,32 @@ fn overhead(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let bare = router();
+    let bare = served(router());
     // What axum's `Router::layer` costs for any layer: an identity layer.
-    let identity = router().layer(tower::layer::util::Identity::new());
+    let identity = served(router().layer(tower::layer::util::Identity::new()));
     let t3 = telemetry();
-    let stack_red = router().layer(
-        tower::ServiceBuilder::new()
-            .layer(tower::layer::util::Identity::new())
-            .layer(
-                RedMetricsLayer::builder(&t3)
-                    .with_tenant_header("x-tenant-id")
-                    .build()
-                    .unwrap(),
-            ),
+    let stack_red = served(
+        router().layer(
+            tower::ServiceBuilder::new()
+                .layer(tower::layer::util::Identity::new())
+                .layer(
+                    RedMetricsLayer::builder(&t3)
+                        .with_tenant_header("x-tenant-id")
+                        .build()
+                        .unwrap(),
+                ),
+        ),
     );
     let t1 = telemetry();
-    let red = router().layer(RedMetricsLayer::new(&t1).unwrap());
+    let red = served(router().layer(RedMetricsLayer::new(&t1).unwrap()));
     let t2 = telemetry();
-    let red_header = router().layer(
-        RedMetricsLayer::builder(&t2)
-            .with_tenant_header("x-tenant-id")
-            .build()
-            .unwrap(),
+    let red_header = served(
+        router().layer(
+            RedMetricsLayer::builder(&t2)
+                .with_tenant_header("x-tenant-id")
+                .build()
+                .unwrap(),
+        ),
     );
 
     let mut group = c.benchmark_group("http_request");
@@ -167,7 +181,7 @@ fn own_cost(c: &mut Criterion) {
 /// Ratios robust to a noisy machine: the variants run interleaved in short
 /// rounds (A B C D A B C D …) and each variant's median round is reported.
 fn interleaved_report() {
-    const ROUNDS: usize = 41;
+    const ROUNDS: usize = 61;
     const PER_ROUND: u64 = 2_000;
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -203,6 +217,10 @@ fn interleaved_report() {
             ),
         ),
     ];
+    let variants: Vec<(&str, Router)> = variants
+        .into_iter()
+        .map(|(name, app)| (name, served(app)))
+        .collect();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     for (_, app) in &variants {
         run(&rt, app, PER_ROUND); // warm up

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::{Extensions, HeaderMap, HeaderName};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue};
 use plimsoll_core::{Telemetry, Tenant};
 
 /// A custom tenant resolver (JWT claims, API keys…): returns `None` when it
@@ -59,7 +59,7 @@ impl TenantSource {
         {
             return Found::Resolved(tenant);
         }
-        match self.header.as_ref().and_then(|h| headers.get(h)) {
+        match self.header.as_ref().and_then(|h| header(headers, h)) {
             Some(value) => Found::Header(value.as_bytes()),
             None => Found::Tenant(&UNKNOWN),
         }
@@ -77,6 +77,18 @@ impl TenantSource {
 
 static UNKNOWN: Tenant = Tenant::unknown();
 
+/// The first value of header `name`. A request usually carries a handful of
+/// headers, and comparing names one by one is cheaper than hashing a
+/// custom name for the map's lookup; larger maps use the lookup.
+#[inline]
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
+    if headers.len() <= 8 {
+        headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    } else {
+        headers.get(name)
+    }
+}
+
 /// A request's tenant as found by [`TenantSource::find`].
 pub(crate) enum Found<'a> {
     /// The trusted extension, or `__unknown__` when there was nothing.
@@ -85,4 +97,29 @@ pub(crate) enum Found<'a> {
     Resolved(Tenant),
     /// The raw value of the tenant header.
     Header(&'a [u8]),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_finds_the_first_value_in_small_and_large_maps() {
+        let name = HeaderName::from_static("x-tenant-id");
+        for others in [0, 3, 20] {
+            let mut headers = HeaderMap::new();
+            for i in 0..others {
+                headers.insert(
+                    HeaderName::try_from(format!("x-other-{i}")).unwrap(),
+                    HeaderValue::from_static("v"),
+                );
+            }
+            assert_eq!(header(&headers, &name), None);
+            headers.append(&name, HeaderValue::from_static("acme"));
+            headers.append(&name, HeaderValue::from_static("globex"));
+            headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
+            assert_eq!(header(&headers, &name), headers.get(&name), "{others}");
+            assert_eq!(header(&headers, &name).unwrap(), "acme");
+        }
+    }
 }

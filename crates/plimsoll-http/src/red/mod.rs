@@ -481,8 +481,7 @@ impl Shared {
             None
         };
         let trace = if self.traceparent_exemplars {
-            req.headers()
-                .get(&TRACEPARENT)
+            crate::tenant::header(req.headers(), &TRACEPARENT)
                 .and_then(|v| parse_traceparent(v.as_bytes()))
         } else {
             None
