@@ -6,8 +6,8 @@
 //! for a counter that is invariant and synchronised across cores), a
 //! [`Stamp`] is a raw counter read (about 10 ns, against about 27 ns for
 //! `Instant::now` through the vDSO), converted to time with a rate measured
-//! against [`Instant`] once per process. Elsewhere it falls back to
-//! [`Instant`].
+//! against [`Instant`] once per process. Elsewhere, or when the environment
+//! variable `PLIMSOLL_CLOCK` is `instant`, it falls back to [`Instant`].
 //!
 //! # Example
 //!

@@ -25,10 +25,14 @@ pub(crate) struct Request {
     /// Method and route, held only when `in_flight` is an overflow series
     /// (it has no labels to read them from).
     pub(crate) overflow: Option<Box<(&'static str, Route)>>,
-    pub(crate) request_size: Option<u64>,
+    /// From `Content-Length`; [`UNKNOWN_SIZE`] when absent or not recorded.
+    pub(crate) request_size: u64,
     pub(crate) trace: CompactTrace,
     pub(crate) header_timing: bool,
 }
+
+/// A request size that is not known (an `Option<u64>` would take 16 bytes).
+pub(crate) const UNKNOWN_SIZE: u64 = u64::MAX;
 
 /// An optional [`TraceRef`] in 24 bytes aligned to 8 (a span id is never 0).
 #[derive(Clone, Copy)]
@@ -151,7 +155,7 @@ impl Guard {
             in_flight: &r.in_flight,
             overflow: r.overflow.as_deref(),
             error,
-            request_size: r.request_size,
+            request_size: (r.request_size != UNKNOWN_SIZE).then_some(r.request_size),
             response_size: self.response_size,
         });
         if let Some(threshold) = self.shared.slow {
@@ -256,5 +260,31 @@ impl Drop for PanicSentinel<'_> {
         {
             guard.panicked();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The guard rides in the response future and body, which axum moves
+    /// several times per request: it must stay small.
+    #[test]
+    fn the_guard_stays_small() {
+        assert!(
+            std::mem::size_of::<Option<Guard>>() <= 96,
+            "{}",
+            std::mem::size_of::<Option<Guard>>()
+        );
+    }
+
+    #[test]
+    fn compact_trace_round_trips() {
+        let trace = TraceRef {
+            trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+            span_id: 0x00f0_67aa_0ba9_02b7,
+        };
+        assert_eq!(CompactTrace::new(Some(trace)).get(), Some(trace));
+        assert_eq!(CompactTrace::new(None).get(), None);
     }
 }

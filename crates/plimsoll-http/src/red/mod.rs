@@ -477,8 +477,9 @@ impl Shared {
             req.headers()
                 .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(future::UNKNOWN_SIZE)
         } else {
-            None
+            future::UNKNOWN_SIZE
         };
         let trace = if self.traceparent_exemplars {
             crate::tenant::header(req.headers(), &TRACEPARENT)
