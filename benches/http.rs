@@ -72,53 +72,49 @@ fn run(rt: &tokio::runtime::Runtime, app: &Router, iters: u64) -> Duration {
     })
 }
 
+/// The variants, in report order, each router finalised as served.
+fn variants() -> Vec<(&'static str, Router)> {
+    let header_layer = || {
+        RedMetricsLayer::builder(&telemetry())
+            .with_tenant_header("x-tenant-id")
+            .build()
+            .unwrap()
+    };
+    let identity = tower::layer::util::Identity::new;
+    vec![
+        ("bare", router()),
+        // What axum's `Router::layer` costs for any layer: an identity layer.
+        ("identity_layer", router().layer(identity())),
+        // Services usually have a layer stack already (auth, tracing,
+        // timeouts); added to it with a ServiceBuilder, RED shares the
+        // stack's one `Router::layer` and costs only its own work.
+        (
+            "stack_plus_red",
+            router().layer(
+                tower::ServiceBuilder::new()
+                    .layer(identity())
+                    .layer(header_layer()),
+            ),
+        ),
+        (
+            "red",
+            router().layer(RedMetricsLayer::new(&telemetry()).unwrap()),
+        ),
+        ("red_tenant_header", router().layer(header_layer())),
+    ]
+    .into_iter()
+    .map(|(name, app)| (name, served(app)))
+    .collect()
+}
+
 fn overhead(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let bare = served(router());
-    // What axum's `Router::layer` costs for any layer: an identity layer.
-    let identity = served(router().layer(tower::layer::util::Identity::new()));
-    let t3 = telemetry();
-    let stack_red = served(
-        router().layer(
-            tower::ServiceBuilder::new()
-                .layer(tower::layer::util::Identity::new())
-                .layer(
-                    RedMetricsLayer::builder(&t3)
-                        .with_tenant_header("x-tenant-id")
-                        .build()
-                        .unwrap(),
-                ),
-        ),
-    );
-    let t1 = telemetry();
-    let red = served(router().layer(RedMetricsLayer::new(&t1).unwrap()));
-    let t2 = telemetry();
-    let red_header = served(
-        router().layer(
-            RedMetricsLayer::builder(&t2)
-                .with_tenant_header("x-tenant-id")
-                .build()
-                .unwrap(),
-        ),
-    );
-
     let mut group = c.benchmark_group("http_request");
-    group.bench_function("bare", |b| b.iter_custom(|iters| run(&rt, &bare, iters)));
-    group.bench_function("identity_layer", |b| {
-        b.iter_custom(|iters| run(&rt, &identity, iters))
-    });
-    // Services usually have a layer stack already (auth, tracing, timeouts);
-    // added to it with a ServiceBuilder, RED shares the stack's one
-    // `Router::layer` and costs only its own work.
-    group.bench_function("stack_plus_red", |b| {
-        b.iter_custom(|iters| run(&rt, &stack_red, iters))
-    });
-    group.bench_function("red", |b| b.iter_custom(|iters| run(&rt, &red, iters)));
-    group.bench_function("red_tenant_header", |b| {
-        b.iter_custom(|iters| run(&rt, &red_header, iters))
-    });
+    for (name, app) in variants() {
+        group.bench_function(name, |b| b.iter_custom(|iters| run(&rt, &app, iters)));
+    }
     group.finish();
 }
 
@@ -186,41 +182,7 @@ fn interleaved_report() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let (t1, t2, t3) = (telemetry(), telemetry(), telemetry());
-    let variants: Vec<(&str, Router)> = vec![
-        ("bare", router()),
-        (
-            "identity_layer",
-            router().layer(tower::layer::util::Identity::new()),
-        ),
-        (
-            "stack_plus_red",
-            router().layer(
-                tower::ServiceBuilder::new()
-                    .layer(tower::layer::util::Identity::new())
-                    .layer(
-                        RedMetricsLayer::builder(&t1)
-                            .with_tenant_header("x-tenant-id")
-                            .build()
-                            .unwrap(),
-                    ),
-            ),
-        ),
-        ("red", router().layer(RedMetricsLayer::new(&t3).unwrap())),
-        (
-            "red_tenant_header",
-            router().layer(
-                RedMetricsLayer::builder(&t2)
-                    .with_tenant_header("x-tenant-id")
-                    .build()
-                    .unwrap(),
-            ),
-        ),
-    ];
-    let variants: Vec<(&str, Router)> = variants
-        .into_iter()
-        .map(|(name, app)| (name, served(app)))
-        .collect();
+    let variants = variants();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     for (_, app) in &variants {
         run(&rt, app, PER_ROUND); // warm up
