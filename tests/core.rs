@@ -561,3 +561,48 @@ fn gauge_keys_record_into_their_series() {
     g.add_at(&key, -1.0);
     assert_eq!(g.get(&acme, &Channel { channel: "web" }), 1.0);
 }
+
+#[test]
+fn series_keys_read_back_their_tenant_and_labels_and_stay_in_their_family() {
+    let t = quiet()
+        .with_max_series(1)
+        .with_max_tenants(1)
+        .build()
+        .unwrap();
+    let g = t.gauge::<Channel>("in_flight", "In flight.").unwrap();
+    let other = t.gauge::<Channel>("queued", "Queued.").unwrap();
+    let h = t.histogram::<Channel>("latency", "Latency.").unwrap();
+    let (acme, globex) = (t.tenant("acme"), t.tenant("globex"));
+    let web = g.key(&acme, &Channel { channel: "web" });
+    assert_eq!(g.labels_at(&web), Some(&Channel { channel: "web" }));
+    assert_eq!(
+        g.tenant_at(&web).map(|t| t.as_str().to_owned()),
+        Some("acme".into())
+    );
+    assert!(!web.is_overflow_series());
+    // Past the series bound: the tenant's overflow series, with no labels.
+    let api = g.key(&acme, &Channel { channel: "api" });
+    assert!(api.is_overflow_series());
+    assert_eq!(g.labels_at(&api), None);
+    assert_eq!(g.tenant_at(&api).unwrap().as_str(), "acme");
+    // Past the tenant bound: the tenant read back is the overflow tenant.
+    let folded = g.key(&globex, &Channel { channel: "web" });
+    assert!(g.tenant_at(&folded).unwrap().is_overflow());
+    // A key of another family reads nothing there.
+    assert_eq!(other.labels_at(&web), None);
+    assert!(other.tenant_at(&web).is_none());
+    // Histogram keys record into their series, with the exemplar kept.
+    let key = h.key(&acme, &Channel { channel: "web" });
+    let trace = plimsoll_core::TraceRef {
+        trace_id: 7,
+        span_id: 9,
+    };
+    h.observe_at(&key, 0.25, Some(trace));
+    h.observe_at(&key, 0.5, None);
+    assert_eq!(h.count(&acme, &Channel { channel: "web" }), 2);
+    assert_eq!(h.sum(&acme, &Channel { channel: "web" }), 0.75);
+    assert!(
+        t.encode(Format::OpenMetrics)
+            .contains("trace_id=\"00000000000000000000000000000007\"")
+    );
+}

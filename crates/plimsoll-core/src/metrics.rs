@@ -430,6 +430,40 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
         self.store.entry(index)
     }
 
+    /// The key of a series, resolved (and created if the bound allows) now.
+    #[inline]
+    fn key<Q: LabelKey<L> + ?Sized>(
+        &self,
+        tenant: &Tenant,
+        labels: &Q,
+        make: impl Fn() -> C,
+    ) -> SeriesKey {
+        let (index, overflows) = self.resolve(tenant, labels, make);
+        SeriesKey {
+            family: self as *const Self as usize,
+            index,
+            overflows,
+        }
+    }
+
+    /// The entry of `key`; `None` for a key of another family.
+    #[inline]
+    fn entry_at(&self, key: &SeriesKey) -> Option<&Entry<L, C>> {
+        (key.family == self as *const Self as usize).then(|| self.entry(key.index))
+    }
+
+    /// The cell of `key`, with its observation counted in the overflow
+    /// counters; `None` (and a debug assertion) for a key of another family.
+    #[inline]
+    fn record_at(&self, key: &SeriesKey) -> Option<&C> {
+        let Some(entry) = self.entry_at(key) else {
+            debug_assert!(false, "SeriesKey used with another family");
+            return None;
+        };
+        self.count(key.overflows);
+        Some(&entry.cell)
+    }
+
     /// The series of a key if it exists (never creates).
     fn existing<Q: LabelKey<L> + ?Sized>(&self, tenant: &Tenant, labels: &Q) -> Option<&C> {
         let tenant = self.tenants.rebind(tenant);
@@ -717,44 +751,30 @@ impl<L: LabelSet> Gauge<L> {
 
     /// The key of one series, created now if the bound allows.
     pub fn key(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> SeriesKey {
-        let (index, overflows) = self.family.resolve(tenant, labels, GaugeCell::default);
-        SeriesKey {
-            family: Arc::as_ptr(&self.family) as usize,
-            index,
-            overflows,
-        }
+        self.family.key(tenant, labels, GaugeCell::default)
     }
 
     /// The tenant of the series of `key`, as recorded (for a key of
     /// another family: `None`). Recording with it reaches the same tenant's
     /// series in every family of this `Telemetry`.
     pub fn tenant_at(&self, key: &SeriesKey) -> Option<Tenant> {
-        if key.family != Arc::as_ptr(&self.family) as usize {
-            return None;
-        }
-        let label = &self.family.entry(key.index).tenant;
-        Some(self.family.tenants.tenant_of(label))
+        let entry = self.family.entry_at(key)?;
+        Some(self.family.tenants.tenant_of(&entry.tenant))
     }
 
     /// The user labels of the series of `key`; `None` for an overflow
     /// series (its labels are `__other__`) or a key of another family.
     #[inline]
     pub fn labels_at(&self, key: &SeriesKey) -> Option<&L> {
-        if key.family != Arc::as_ptr(&self.family) as usize {
-            return None;
-        }
-        self.family.entry(key.index).labels.as_ref()
+        self.family.entry_at(key)?.labels.as_ref()
     }
 
     /// Adds `value` to the series of `key` (from [`key`](Gauge::key) of this family).
     #[inline]
     pub fn add_at(&self, key: &SeriesKey, value: f64) {
-        if key.family != Arc::as_ptr(&self.family) as usize {
-            debug_assert!(false, "SeriesKey used with another family");
-            return;
+        if let Some(cell) = self.family.record_at(key) {
+            cell.add(value);
         }
-        self.family.count(key.overflows);
-        self.family.entry(key.index).cell.add(value);
     }
 
     /// A handle to one series, created now if the bound allows.
@@ -882,27 +902,16 @@ impl<L: LabelSet> Histogram<L> {
     /// without a reference count.
     #[inline]
     pub fn key(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> SeriesKey {
-        let (index, overflows) = self.family.resolve(tenant, labels, self.make());
-        SeriesKey {
-            family: Arc::as_ptr(&self.family) as usize,
-            index,
-            overflows,
-        }
+        self.family.key(tenant, labels, self.make())
     }
 
     /// Records one observation (and its exemplar) into the series of `key`
     /// (from [`key`](Histogram::key) of this family).
     #[inline]
     pub fn observe_at(&self, key: &SeriesKey, value: f64, trace: Option<TraceRef>) {
-        if key.family != Arc::as_ptr(&self.family) as usize {
-            debug_assert!(false, "SeriesKey used with another family");
-            return;
+        if let Some(cell) = self.family.record_at(key) {
+            cell.observe(&self.family.shape.bounds, value, trace);
         }
-        self.family.count(key.overflows);
-        self.family
-            .entry(key.index)
-            .cell
-            .observe(&self.family.shape.bounds, value, trace);
     }
 
     /// A handle to one series, created now if the bound allows.

@@ -19,7 +19,7 @@ pub fn method_label(method: &http::Method) -> &'static str {
         http::Method::OPTIONS => "OPTIONS",
         http::Method::CONNECT => "CONNECT",
         http::Method::TRACE => "TRACE",
-        _ => "_OTHER",
+        _ => crate::names::METHOD_OTHER,
     }
 }
 

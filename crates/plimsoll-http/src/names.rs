@@ -13,6 +13,9 @@ pub const HTTP_REQUEST_SIZE: &str = "http_request_size_bytes";
 /// Response body sizes (bytes sent), when enabled.
 pub const HTTP_RESPONSE_SIZE: &str = "http_response_size_bytes";
 
+/// The `method` label of a non-standard method.
+pub const METHOD_OTHER: &str = "_OTHER";
+
 /// OpenTelemetry naming: request latency.
 pub const OTEL_HTTP_REQUEST_DURATION: &str = "http_server_request_duration_seconds";
 /// OpenTelemetry naming: requests (the latency histogram's counts).

@@ -1,5 +1,6 @@
 //! Per-request tenant resolution.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -40,11 +41,7 @@ impl TenantSource {
 
     #[inline]
     pub(crate) fn resolve(&self, headers: &HeaderMap, extensions: &Extensions) -> Tenant {
-        match self.find(headers, extensions) {
-            Found::Tenant(tenant) => tenant.clone(),
-            Found::Resolved(tenant) => tenant,
-            Found::Header(raw) => self.resolve_header(raw),
-        }
+        self.tenant(&self.find(headers, extensions)).into_owned()
     }
 
     /// Where the tenant is, without resolving a header value yet: callers
@@ -65,12 +62,17 @@ impl TenantSource {
         }
     }
 
-    /// Resolves a header value: validated, then bounded by the telemetry's
-    /// tenant policy. Non-ASCII bytes fail validation: `__unknown__`.
-    pub(crate) fn resolve_header(&self, raw: &[u8]) -> Tenant {
-        match std::str::from_utf8(raw) {
-            Ok(raw) => self.telemetry.tenant(raw),
-            Err(_) => Tenant::unknown(),
+    /// The tenant that `find` found; a header value is resolved now:
+    /// validated, then bounded by the telemetry's tenant policy (non-ASCII
+    /// bytes fail validation: `__unknown__`).
+    pub(crate) fn tenant<'a>(&self, found: &'a Found<'_>) -> Cow<'a, Tenant> {
+        match found {
+            Found::Tenant(tenant) => Cow::Borrowed(*tenant),
+            Found::Resolved(tenant) => Cow::Borrowed(tenant),
+            Found::Header(raw) => Cow::Owned(match std::str::from_utf8(raw) {
+                Ok(raw) => self.telemetry.tenant(raw),
+                Err(_) => Tenant::unknown(),
+            }),
         }
     }
 }

@@ -873,3 +873,40 @@ async fn remembered_tenant_headers_resolve_as_on_first_sight() {
     assert_eq!(scrape.sum("http_requests_in_flight", &[]), 0.0);
     assert!(!t.encode(Format::Prometheus).contains("initech"));
 }
+
+/// When the in-flight family is past its series bound, the request's
+/// in-flight series is its tenant's overflow series, which has no route to
+/// read back: the request keeps its own, and the error counter (still below
+/// its bound) gets the real route.
+#[tokio::test]
+async fn requests_on_an_overflowed_in_flight_series_keep_their_route() {
+    let t = Telemetry::builder()
+        .with_process_metrics(false)
+        .with_max_series(2)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/a", get(|| async { "ok" }))
+        .route("/b", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+        .route("/c", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+        .layer(layer(&t));
+    for path in ["/a", "/b", "/c", "/c"] {
+        send(&app, get_req(path, "acme")).await;
+    }
+    let scrape = t.scrape();
+    let in_flight_overflow = [("method", "__other__"), ("route", "__other__")];
+    assert_eq!(
+        scrape.value("http_requests_in_flight", &in_flight_overflow),
+        Some(0.0)
+    );
+    assert_eq!(scrape.sum("http_requests_in_flight", &[]), 0.0);
+    assert_eq!(
+        scrape.value("http_request_errors_total", &[("route", "/c")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        scrape.value("http_request_errors_total", &[("route", "/b")]),
+        Some(1.0)
+    );
+    assert_eq!(scrape.sum("http_request_duration_seconds_count", &[]), 4.0);
+}

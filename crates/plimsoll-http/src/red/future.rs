@@ -91,14 +91,11 @@ impl Guard {
 
     /// The request's method and route labels.
     fn labels(&self) -> (&'static str, &str) {
-        match &self.request.overflow {
-            Some(labels) => (labels.0, labels.1.as_str()),
-            None => self
-                .shared
-                .recorder
-                .in_flight_labels(&self.request.in_flight)
-                .unwrap_or(("_OTHER", plimsoll_core::names::OTHER)),
-        }
+        super::request_labels(
+            &self.shared.recorder,
+            &self.request.in_flight,
+            self.request.overflow.as_deref(),
+        )
     }
 
     /// The response headers are ready.

@@ -48,7 +48,6 @@ mod future;
 mod memo;
 mod service;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +68,7 @@ use crate::labels::{
     RequestLabels, RouteKey, RouteLabels, Scheme,
 };
 use crate::names;
-use crate::tenant::{Found, ResolveTenant, TenantSource};
+use crate::tenant::{ResolveTenant, TenantSource};
 
 /// Default bound on distinct routes from a custom route extractor.
 pub const DEFAULT_MAX_ROUTES: usize = 500;
@@ -465,11 +464,7 @@ impl Shared {
         let method = crate::labels::method_label(req.method());
         let found = self.tenants.find(req.headers(), req.extensions());
         let in_flight = memo::in_flight(self.id, &found, method, &route, || {
-            let tenant = match &found {
-                Found::Tenant(tenant) => Cow::Borrowed(*tenant),
-                Found::Resolved(tenant) => Cow::Borrowed(tenant),
-                Found::Header(raw) => Cow::Owned(self.tenants.resolve_header(raw)),
-            };
+            let tenant = self.tenants.tenant(&found);
             self.recorder.in_flight_key(&tenant, method, route.as_str())
         });
         self.recorder.in_flight_add(&in_flight, 1.0);
@@ -557,6 +552,21 @@ const OTEL_NAMES: FamilyNames = FamilyNames {
     request_size: names::OTEL_HTTP_REQUEST_SIZE,
     response_size: names::OTEL_HTTP_RESPONSE_SIZE,
 };
+
+/// Method and route of a request: those of its in-flight series, or the
+/// ones held in `overflow` when that is an overflow series.
+pub(crate) fn request_labels<'a>(
+    recorder: &'a impl Record,
+    in_flight: &SeriesKey,
+    overflow: Option<&'a (&'static str, Route)>,
+) -> (&'static str, &'a str) {
+    match overflow {
+        Some((method, route)) => (method, route.as_str()),
+        None => recorder
+            .in_flight_labels(in_flight)
+            .unwrap_or((crate::names::METHOD_OTHER, plimsoll_core::names::OTHER)),
+    }
+}
 
 /// A finished request, as the recorder needs it.
 pub(crate) struct Outcome<'a> {
@@ -723,12 +733,7 @@ impl<N: Scheme> Record for Families<N> {
             return;
         }
         let tenant = self.in_flight_tenant(o.in_flight);
-        let (method, route) = match o.overflow {
-            Some((method, route)) => (*method, route.as_str()),
-            None => self
-                .in_flight_labels(o.in_flight)
-                .unwrap_or(("_OTHER", plimsoll_core::names::OTHER)),
-        };
+        let (method, route) = request_labels(self, o.in_flight, o.overflow);
         if let Some(error) = o.error {
             let key = ErrorKey {
                 method,
