@@ -7,7 +7,11 @@
 //! `stack_plus_red - identity_layer`),
 //! `red` (the RED layer, no tenant source: `__unknown__`),
 //! `red_tenant_header` (tenant read from the `x-tenant-id` header,
-//! validated and bounded). Each request is a `GET /api/v1/orders/{id}`
+//! validated and bounded), and `floor`: a minimal layer written here that
+//! does only what any route-aware layer timing to the end of the body must
+//! (read `MatchedPath`, two clock reads, one atomic gauge up and down, one
+//! atomic histogram bucket and sum, a guard carried into the response
+//! body), with no labels, tenants or series lookups. Each request is a `GET /api/v1/orders/{id}`
 //! carrying the header, whose body is read to the end.
 //!
 //! Every router is finalised with `Router::with_state(())` before it is
@@ -85,6 +89,8 @@ fn variants() -> Vec<(&'static str, Router)> {
         ("bare", router()),
         // What axum's `Router::layer` costs for any layer: an identity layer.
         ("identity_layer", router().layer(identity())),
+        // What any layer timing to the end of the body costs at least.
+        ("floor", router().layer(floor::FloorLayer::default())),
         // Services usually have a layer stack already (auth, tracing,
         // timeouts); added to it with a ServiceBuilder, RED shares the
         // stack's one `Router::layer` and costs only its own work.
@@ -207,6 +213,131 @@ fn interleaved_report() {
             (median / medians[0] - 1.0) * 100.0,
             (median / medians[1] - 1.0) * 100.0
         );
+    }
+}
+
+/// The least a route-aware layer timing requests to the end of the body
+/// does, as a yardstick for the RED layer: no labels, no tenant, one fixed
+/// gauge and histogram made of raw atomics.
+mod floor {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::task::{Context, Poll, ready};
+
+    use axum::extract::MatchedPath;
+    use http::{Request, Response};
+    use plimsoll::clock::Stamp;
+
+    const BOUNDS: [f64; 13] = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+
+    #[derive(Default)]
+    pub(crate) struct Cells {
+        in_flight: AtomicU64,
+        buckets: [AtomicU64; 14],
+        sum_bits: AtomicU64,
+        route_len: AtomicU64,
+    }
+
+    #[derive(Clone, Default)]
+    pub(crate) struct FloorLayer(Arc<Cells>);
+
+    #[derive(Clone)]
+    pub(crate) struct Floor<S>(S, Arc<Cells>);
+
+    impl<S> tower::Layer<S> for FloorLayer {
+        type Service = Floor<S>;
+        fn layer(&self, inner: S) -> Floor<S> {
+            Floor(inner, self.0.clone())
+        }
+    }
+
+    /// Records one request when dropped.
+    pub(crate) struct Done(Arc<Cells>, Stamp);
+
+    impl Drop for Done {
+        fn drop(&mut self) {
+            let seconds = self.1.elapsed_seconds();
+            let bucket = BOUNDS.iter().position(|b| seconds <= *b).unwrap_or(13);
+            self.0.buckets[bucket].fetch_add(1, Relaxed);
+            let _ = self.0.sum_bits.fetch_update(Relaxed, Relaxed, |bits| {
+                Some((f64::from_bits(bits) + seconds).to_bits())
+            });
+            self.0.in_flight.fetch_sub(1, Relaxed);
+        }
+    }
+
+    impl<S, B, R> tower::Service<Request<B>> for Floor<S>
+    where
+        S: tower::Service<Request<B>, Response = Response<R>>,
+    {
+        type Response = Response<Body<R>>;
+        type Error = S::Error;
+        type Future = Fut<S::Future>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+            self.0.poll_ready(cx)
+        }
+
+        fn call(&mut self, req: Request<B>) -> Self::Future {
+            let start = Stamp::now();
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().len());
+            self.1.route_len.store(route.unwrap_or(0) as u64, Relaxed);
+            self.1.in_flight.fetch_add(1, Relaxed);
+            Fut {
+                inner: self.0.call(req),
+                done: Some(Done(self.1.clone(), start)),
+            }
+        }
+    }
+
+    pin_project_lite::pin_project! {
+        pub(crate) struct Fut<F> { #[pin] inner: F, done: Option<Done> }
+    }
+
+    impl<F, R, E> Future for Fut<F>
+    where
+        F: Future<Output = Result<Response<R>, E>>,
+    {
+        type Output = Result<Response<Body<R>>, E>;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            let this = self.project();
+            let response = ready!(this.inner.poll(cx))?;
+            let done = this.done.take();
+            Poll::Ready(Ok(response.map(|inner| Body { inner, done })))
+        }
+    }
+
+    pin_project_lite::pin_project! {
+        pub(crate) struct Body<B> { #[pin] inner: B, done: Option<Done> }
+    }
+
+    impl<B: http_body::Body> http_body::Body for Body<B> {
+        type Data = B::Data;
+        type Error = B::Error;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+            let mut this = self.project();
+            let frame = ready!(this.inner.as_mut().poll_frame(cx));
+            if frame.is_none() || this.inner.is_end_stream() {
+                this.done.take();
+            }
+            Poll::Ready(frame)
+        }
+        fn is_end_stream(&self) -> bool {
+            self.inner.is_end_stream()
+        }
+        fn size_hint(&self) -> http_body::SizeHint {
+            self.inner.size_hint()
+        }
     }
 }
 
