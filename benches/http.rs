@@ -239,6 +239,8 @@ mod floor {
         in_flight: AtomicU64,
         buckets: [AtomicU64; 14],
         sum_bits: AtomicU64,
+        /// Written with the route's length, so that the route lookup is
+        /// not optimised away.
         route_len: AtomicU64,
     }
 

@@ -129,6 +129,38 @@ async fn unmatched_paths_share_one_series_and_never_leak_the_raw_path() {
 }
 
 #[tokio::test]
+async fn invented_methods_share_one_method_label() {
+    let t = telemetry();
+    let app = api().layer(layer(&t));
+    for method in ["BREW", "PROPFIND", "X-ANYTHING-GOES"] {
+        let req = http::Request::builder()
+            .method(http::Method::from_bytes(method.as_bytes()).unwrap())
+            .uri("/api/v1/orders/1")
+            .header("x-tenant-id", "acme");
+        let (status, _) = send(&app, req).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let scrape = t.scrape();
+    assert_eq!(scrape.series_count("http_requests_total"), 1);
+    assert_eq!(
+        scrape.value(
+            "http_requests_total",
+            &[
+                ("method", "_OTHER"),
+                ("route", "/api/v1/orders/{id}"),
+                ("status_code", "405")
+            ]
+        ),
+        Some(3.0)
+    );
+    let text = t.encode(Format::Prometheus);
+    assert!(
+        !text.contains("BREW") && !text.contains("PROPFIND"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn ignored_paths_are_absent() {
     let t = telemetry();
     let app = api()
