@@ -295,7 +295,7 @@ mod floor {
     {
         type Response = Response<Body<R, Done>>;
         type Error = S::Error;
-        type Future = Fut<S::Future>;
+        type Future = Fut<S::Future, Done>;
 
         fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
             self.0.poll_ready(cx)
@@ -309,26 +309,43 @@ mod floor {
                 .map(|p| p.as_str().len());
             self.1.route_len.store(route.unwrap_or(0) as u64, Relaxed);
             self.1.in_flight.fetch_add(1, Relaxed);
-            Fut {
-                inner: self.0.call(req),
-                done: Some(Done(self.1.clone(), start)),
+            Fut::new(self.0.call(req), Done(self.1.clone(), start))
+        }
+    }
+
+    /// What a guard learns when the response headers are ready.
+    pub(crate) trait Headers {
+        fn headers(&mut self, _status: u16) {}
+    }
+
+    impl Headers for Done {}
+
+    pin_project_lite::pin_project! {
+        /// A response future that hands `done` to the body (shared with `lean`).
+        pub(crate) struct Fut<F, D> { #[pin] inner: F, done: Option<D> }
+    }
+
+    impl<F, D> Fut<F, D> {
+        pub(crate) fn new(inner: F, done: D) -> Self {
+            Self {
+                inner,
+                done: Some(done),
             }
         }
     }
 
-    pin_project_lite::pin_project! {
-        pub(crate) struct Fut<F> { #[pin] inner: F, done: Option<Done> }
-    }
-
-    impl<F, R, E> Future for Fut<F>
+    impl<F, D: Headers, R, E> Future for Fut<F, D>
     where
         F: Future<Output = Result<Response<R>, E>>,
     {
-        type Output = Result<Response<Body<R, Done>>, E>;
+        type Output = Result<Response<Body<R, D>>, E>;
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
             let this = self.project();
             let response = ready!(this.inner.poll(cx))?;
-            let done = this.done.take();
+            let mut done = this.done.take();
+            if let Some(done) = done.as_mut() {
+                done.headers(response.status().as_u16());
+            }
             Poll::Ready(Ok(response.map(|inner| Body::new(inner, done))))
         }
     }
@@ -393,15 +410,15 @@ fn main() {
 /// sizes, slow log, or panic and cancellation handling. A yardstick only.
 mod lean {
     use std::cell::Cell;
-    use std::future::Future;
-    use std::pin::Pin;
     use std::sync::Arc;
-    use std::task::{Context, Poll, ready};
+    use std::task::{Context, Poll};
 
     use axum::extract::MatchedPath;
     use http::{HeaderName, Request, Response};
     use plimsoll::clock::Stamp;
     use plimsoll::{Gauge, Histogram, SeriesKey, Telemetry, Tenant, TraceRef};
+
+    use super::floor::{Body, Fut, Headers};
 
     #[derive(Clone, Debug, PartialEq, Eq, Hash)]
     pub(crate) struct Route {
@@ -471,6 +488,12 @@ mod lean {
         trace: Option<TraceRef>,
     }
 
+    impl Headers for Done {
+        fn headers(&mut self, status: u16) {
+            self.status = status;
+        }
+    }
+
     impl Drop for Done {
         fn drop(&mut self) {
             let seconds = self.start.elapsed_seconds();
@@ -501,9 +524,9 @@ mod lean {
     where
         S: tower::Service<Request<B>, Response = Response<R>>,
     {
-        type Response = Response<super::floor::Body<R, Done>>;
+        type Response = Response<Body<R, Done>>;
         type Error = S::Error;
-        type Future = Fut<S::Future>;
+        type Future = Fut<S::Future, Done>;
 
         fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
             self.0.poll_ready(cx)
@@ -545,38 +568,14 @@ mod lean {
                 }
             };
             shared.in_flight.add_at(&in_flight, 1.0);
-            Fut {
-                inner: self.0.call(req),
-                done: Some(Done {
-                    shared: shared.clone(),
-                    start,
-                    in_flight,
-                    status: 0,
-                    trace,
-                }),
-            }
-        }
-    }
-
-    pin_project_lite::pin_project! {
-        pub(crate) struct Fut<F> { #[pin] inner: F, done: Option<Done> }
-    }
-
-    impl<F, R, E> Future for Fut<F>
-    where
-        F: Future<Output = Result<Response<R>, E>>,
-    {
-        type Output = Result<Response<super::floor::Body<R, Done>>, E>;
-        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            let this = self.project();
-            let response = ready!(this.inner.poll(cx))?;
-            let mut done = this.done.take();
-            if let Some(done) = done.as_mut() {
-                done.status = response.status().as_u16();
-            }
-            Poll::Ready(Ok(
-                response.map(|inner| super::floor::Body::new(inner, done))
-            ))
+            let done = Done {
+                shared: shared.clone(),
+                start,
+                in_flight,
+                status: 0,
+                trace,
+            };
+            Fut::new(self.0.call(req), done)
         }
     }
 }
