@@ -392,6 +392,24 @@ criterion_group! {
     targets = overhead, own_cost
 }
 fn main() {
+    // `PLIMSOLL_BENCH_ONLY=<variant>` runs that variant's requests alone
+    // (`PLIMSOLL_BENCH_ITERS`, default 100,000) and nothing else: for
+    // profilers such as callgrind.
+    if let Ok(only) = std::env::var("PLIMSOLL_BENCH_ONLY") {
+        let iters = std::env::var("PLIMSOLL_BENCH_ITERS").map_or(100_000, |v| {
+            v.parse()
+                .expect("PLIMSOLL_BENCH_ITERS: a number of requests")
+        });
+        let (_, app) = variants()
+            .into_iter()
+            .find(|(name, _)| *name == only)
+            .expect("PLIMSOLL_BENCH_ONLY: one of the variants' names");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        run(&rt, &app, iters);
+        return;
+    }
     // `PLIMSOLL_BENCH_REPORT=0` skips the report (profiling one variant).
     if std::env::var("PLIMSOLL_BENCH_REPORT").as_deref() != Ok("0") {
         interleaved_report();
