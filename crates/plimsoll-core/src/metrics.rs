@@ -91,6 +91,7 @@ impl GaugeCell {
     fn set(&self, v: f64) {
         self.0.store(v.to_bits(), Ordering::Relaxed);
     }
+    #[inline]
     fn add(&self, v: f64) {
         add_f64(&self.0, v);
     }
@@ -186,6 +187,7 @@ impl HistogramCell {
 
     /// Keeps the latest exemplar of a bucket; skipped rather than waited for
     /// when a scrape or another recorder holds the lock.
+    #[inline(never)]
     fn keep_exemplar(&self, bucket: usize, value: f64, trace: TraceRef) {
         let Ok(mut slots) = self.exemplars.try_lock() else {
             return;

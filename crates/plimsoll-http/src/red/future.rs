@@ -78,6 +78,7 @@ impl std::fmt::Debug for Guard {
 }
 
 impl Guard {
+    #[inline]
     pub(crate) fn new(shared: Arc<Shared>, request: Request) -> Self {
         Self {
             shared,
@@ -99,27 +100,56 @@ impl Guard {
     }
 
     /// The response headers are ready.
+    #[inline]
     pub(crate) fn on_headers(&mut self, status: u16) {
         self.status = Some(status);
         if self.request.header_timing {
-            self.record_duration(status);
+            self.record_header_timing(status);
         }
     }
 
-    fn record_duration(&mut self, status: u16) {
+    /// On a header-timing route, latency ends with the response headers.
+    #[inline(never)]
+    fn record_header_timing(&mut self, status: u16) {
+        if let Some((key, seconds)) = self.take_duration(status) {
+            let trace = self.request.trace.get();
+            self.shared.recorder.observe(&key, seconds, trace);
+        }
+    }
+
+    /// The latency so far and its series for `status`, unless it was
+    /// recorded already (at the response headers); marks it recorded.
+    #[inline]
+    fn take_duration(&mut self, status: u16) -> Option<(SeriesKey, f64)> {
         if self.duration_recorded {
-            return;
+            return None;
         }
         self.duration_recorded = true;
         let r = &self.request;
         let seconds = r.start.elapsed_seconds();
-        let recorder = &self.shared.recorder;
         let key = super::memo::duration(self.shared.id, &r.in_flight, status, || {
-            let (method, route) = self.labels();
-            let tenant = recorder.in_flight_tenant(&r.in_flight);
-            recorder.duration_key(&tenant, method, route, status)
+            self.duration_key(status)
         });
-        recorder.observe(&key, seconds, r.trace.get());
+        Some((key, seconds))
+    }
+
+    /// Records the latency (unless recorded at the headers) and takes the
+    /// request off the in-flight gauge, with one dispatch on the naming scheme.
+    #[inline]
+    fn record_warm(&mut self, status: u16) {
+        let duration = self.take_duration(status);
+        let r = &self.request;
+        self.shared
+            .recorder
+            .end_warm(&r.in_flight, duration, r.trace.get());
+    }
+
+    /// The latency series for `status`, looked up in the family (a memo miss).
+    fn duration_key(&self, status: u16) -> SeriesKey {
+        let recorder = &self.shared.recorder;
+        let (method, route) = self.labels();
+        let tenant = recorder.in_flight_tenant(&self.request.in_flight);
+        recorder.duration_key(&tenant, method, route, status)
     }
 
     /// The response ended normally.
@@ -140,13 +170,23 @@ impl Guard {
         self.record(500, Some(ErrorType::ServerError));
     }
 
+    #[inline]
     fn record(&mut self, status: u16, error: Option<ErrorType>) {
         self.done = true;
-        self.record_duration(status);
+        self.record_warm(status);
         let error = error.or_else(|| {
             self.shared
                 .classify(http::StatusCode::from_u16(status).ok()?)
         });
+        if error.is_some() || self.shared.end_extras {
+            self.record_extras(status, error);
+        }
+    }
+
+    /// What only some requests need at the end: the error counter, body
+    /// sizes, the slow-request log.
+    #[inline(never)]
+    fn record_extras(&self, status: u16, error: Option<ErrorType>) {
         let r = &self.request;
         self.shared.recorder.end(&Outcome {
             in_flight: &r.in_flight,
@@ -170,13 +210,11 @@ impl Guard {
             }
         }
     }
-}
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
+    /// Dropped before the end was recorded.
+    #[cold]
+    #[inline(never)]
+    fn dropped(&mut self) {
         if std::thread::panicking() {
             // An outer catch-panic layer answers 500.
             self.record(500, Some(ErrorType::ServerError));
@@ -184,6 +222,15 @@ impl Drop for Guard {
             // No response yet: 499; a response whose body was cut: its status.
             let status = self.status.unwrap_or(STATUS_CANCELLED);
             self.record(status, Some(ErrorType::Cancelled));
+        }
+    }
+}
+
+impl Drop for Guard {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.done {
+            self.dropped();
         }
     }
 }

@@ -32,6 +32,10 @@ struct StartSlot {
     layer: u64,
     method: usize,
     tenant: HeldTenant,
+    /// The address of `route`'s label value, compared on a hit.
+    route_addr: u64,
+    /// Held (never read) so that `route_addr` cannot be reused by another route.
+    #[allow(dead_code)]
     route: Route,
     key: Option<SeriesKey>,
 }
@@ -96,30 +100,27 @@ struct EndSlot {
 }
 
 struct Memo {
-    start: Box<[StartSlot]>,
-    end: Box<[EndSlot]>,
+    start: [StartSlot; SLOTS],
+    end: [EndSlot; SLOTS],
 }
 
 impl Memo {
     fn new() -> Self {
         Self {
-            start: (0..SLOTS)
-                .map(|_| StartSlot {
-                    layer: 0,
-                    method: 0,
-                    tenant: HeldTenant::Tenant(Tenant::unknown()),
-                    route: Route::Unmatched,
-                    key: None,
-                })
-                .collect(),
-            end: (0..SLOTS)
-                .map(|_| EndSlot {
-                    layer: 0,
-                    in_flight: 0,
-                    status: 0,
-                    key: None,
-                })
-                .collect(),
+            start: std::array::from_fn(|_| StartSlot {
+                layer: 0,
+                method: 0,
+                tenant: HeldTenant::Tenant(Tenant::unknown()),
+                route_addr: 0,
+                route: Route::Unmatched,
+                key: None,
+            }),
+            end: std::array::from_fn(|_| EndSlot {
+                layer: 0,
+                in_flight: 0,
+                status: 0,
+                key: None,
+            }),
         }
     }
 }
@@ -150,18 +151,15 @@ pub(crate) fn in_flight(
     resolve: impl FnOnce() -> SeriesKey,
 ) -> SeriesKey {
     let method = method.as_ptr() as usize;
-    let at = position(
-        layer ^ method as u64,
-        tenant_word(tenant),
-        addr(route.as_str()),
-    );
+    let route_addr = addr(route.as_str());
+    let at = position(layer ^ method as u64, tenant_word(tenant), route_addr);
     memoized(
         |memo| &mut memo.start[at],
         |slot| {
             (slot.layer == layer
                 && slot.method == method
-                && slot.tenant.holds(tenant)
-                && route.same(&slot.route))
+                && slot.route_addr == route_addr
+                && slot.tenant.holds(tenant))
             .then_some(slot.key)
             .flatten()
         },
@@ -171,6 +169,7 @@ pub(crate) fn in_flight(
                 layer,
                 method,
                 tenant: HeldTenant::new(tenant)?,
+                route_addr,
                 route: route.to_route(),
                 key: Some(key),
             })
@@ -226,6 +225,17 @@ fn memoized<S>(
     if let Ok(Some(key)) = found {
         return key;
     }
+    miss(slot, resolve, fill)
+}
+
+/// A memo miss: out of line, so that the warm path stays compact.
+#[cold]
+#[inline(never)]
+fn miss<S>(
+    slot: impl Fn(&mut Memo) -> &mut S,
+    resolve: impl FnOnce() -> SeriesKey,
+    fill: impl FnOnce(SeriesKey) -> Option<S>,
+) -> SeriesKey {
     let key = resolve();
     let _ = MEMO.try_with(|memo| {
         if let Ok(mut memo) = memo.try_borrow_mut()

@@ -263,6 +263,8 @@ impl RedMetricsBuilder {
                     .label_guard(recorder.duration_name(), "route", self.max_routes),
             ),
         };
+        let start_extras = self.body_sizes || !self.header_timing.is_empty();
+        let end_extras = self.body_sizes || self.slow.is_some();
         let mut tenants = TenantSource::new(&self.telemetry);
         tenants.header = header;
         tenants.resolver = self.resolver;
@@ -277,6 +279,8 @@ impl RedMetricsBuilder {
                 slow: self.slow,
                 classify: self.classify,
                 traceparent_exemplars: self.traceparent_exemplars,
+                start_extras,
+                end_extras,
             }),
         })
     }
@@ -375,13 +379,6 @@ impl RouteRef<'_> {
             RouteRef::Owned(route, _) => route.clone(),
         }
     }
-
-    /// Whether `held` is this very label value, by address: a test without
-    /// comparing bytes, for a memo that holds a clone of what it compares.
-    #[inline]
-    pub(crate) fn same(&self, held: &Route) -> bool {
-        std::ptr::eq(self.as_str(), held.as_str())
-    }
 }
 
 enum RouteSource {
@@ -425,6 +422,12 @@ pub(crate) struct Shared {
     pub(crate) slow: Option<Duration>,
     classify: Option<Arc<Classify>>,
     traceparent_exemplars: bool,
+    /// Body sizes or header timing are configured: requests start with
+    /// [`Shared::start_extras`].
+    start_extras: bool,
+    /// Body sizes or the slow-request log are configured: every request
+    /// ends with the guard's extras, not only failed ones.
+    pub(crate) end_extras: bool,
 }
 
 impl fmt::Debug for Shared {
@@ -449,16 +452,14 @@ impl Shared {
     }
 
     /// Starts recording a request; `None` for ignored paths.
+    ///
+    /// The warm path (memo hit, no extras configured) is kept short and
+    /// straight: everything else is out of line.
     #[inline]
     pub(crate) fn start<B>(self: &Arc<Self>, req: &http::Request<B>) -> Option<future::Guard> {
         let start = plimsoll_core::clock::Stamp::now();
         let route = self.route.route(req.uri(), req.extensions());
-        if !self.ignored.is_empty()
-            && self
-                .ignored
-                .iter()
-                .any(|p| p == route.as_str() || p == req.uri().path())
-        {
+        if !self.ignored.is_empty() && self.is_ignored(&route, req.uri()) {
             return None;
         }
         let method = crate::labels::method_label(req.method());
@@ -468,37 +469,56 @@ impl Shared {
             self.recorder.in_flight_key(&tenant, method, route.as_str())
         });
         self.recorder.in_flight_add(&in_flight, 1.0);
-        let request_size = if self.recorder.records_sizes() {
-            req.headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .unwrap_or(future::UNKNOWN_SIZE)
-        } else {
-            future::UNKNOWN_SIZE
-        };
         let trace = if self.traceparent_exemplars {
             crate::tenant::header(req.headers(), &TRACEPARENT)
                 .and_then(|v| parse_traceparent(v.as_bytes()))
         } else {
             None
         };
-        let header_timing = !self.header_timing.is_empty()
-            && self.header_timing.iter().any(|r| r == route.as_str());
+        let mut request = future::Request {
+            in_flight,
+            start,
+            overflow: None,
+            request_size: future::UNKNOWN_SIZE,
+            trace: future::CompactTrace::new(trace),
+            header_timing: false,
+        };
+        if self.start_extras || in_flight.is_overflow_series() {
+            self.start_extras(&mut request, req.headers(), method, &route);
+        }
+        Some(future::Guard::new(self.clone(), request))
+    }
+
+    /// Whether the request's route template or path is in the ignore list.
+    #[inline(never)]
+    fn is_ignored(&self, route: &RouteRef<'_>, uri: &http::Uri) -> bool {
+        self.ignored
+            .iter()
+            .any(|p| p == route.as_str() || p == uri.path())
+    }
+
+    /// What only some requests need at start: the request size, header
+    /// timing, and the labels of a request on an overflow series.
+    #[inline(never)]
+    fn start_extras(
+        &self,
+        request: &mut future::Request,
+        headers: &http::HeaderMap,
+        method: &'static str,
+        route: &RouteRef<'_>,
+    ) {
+        if self.recorder.records_sizes()
+            && let Some(size) = headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+        {
+            request.request_size = size;
+        }
+        request.header_timing = self.header_timing.iter().any(|r| r == route.as_str());
         // An overflow series has no labels to read the route from later.
-        let overflow = in_flight
-            .is_overflow_series()
-            .then(|| Box::new((method, route.to_route())));
-        Some(future::Guard::new(
-            self.clone(),
-            future::Request {
-                in_flight,
-                start,
-                overflow,
-                request_size,
-                trace: future::CompactTrace::new(trace),
-                header_timing,
-            },
-        ))
+        if request.in_flight.is_overflow_series() {
+            request.overflow = Some(Box::new((method, route.to_route())));
+        }
     }
 }
 
@@ -621,6 +641,10 @@ record_trait! {
     fn in_flight_tenant(&self, key: &SeriesKey) -> Tenant;
     fn duration_key(&self, tenant: &Tenant, method: &'static str, route: &str, status: u16) -> SeriesKey;
     fn observe(&self, key: &SeriesKey, seconds: f64, trace: Option<TraceRef>);
+    /// The end of a request: its latency observed into the series of
+    /// `duration` (when not recorded before), and off the in-flight gauge.
+    fn end_warm(&self, in_flight: &SeriesKey, duration: Option<(SeriesKey, f64)>, trace: Option<TraceRef>);
+    /// The error counter and body sizes of a finished request.
     fn end(&self, outcome: &Outcome<'_>);
 }
 
@@ -727,8 +751,19 @@ impl<N: Scheme> Record for Families<N> {
     }
 
     #[inline]
+    fn end_warm(
+        &self,
+        in_flight: &SeriesKey,
+        duration: Option<(SeriesKey, f64)>,
+        trace: Option<TraceRef>,
+    ) {
+        if let Some((key, seconds)) = duration {
+            self.duration.observe_at(&key, seconds, trace);
+        }
+        self.in_flight.add_at(in_flight, -1.0);
+    }
+
     fn end(&self, o: &Outcome<'_>) {
-        self.in_flight.add_at(o.in_flight, -1.0);
         if o.error.is_none() && self.sizes.is_none() {
             return;
         }
