@@ -47,12 +47,22 @@ run() {
     local runs=$1 name seed padding bin
     shift
     local results=$out/results.txt
+    for name in "$@"; do
+        if [ ! -e "$out/$name-1" ]; then
+            echo "no layouts of '$name' in $out: run '$0 build $name' first" >&2
+            exit 2
+        fi
+    done
     : >"$results"
     for _ in $(seq "$runs"); do
         for seed in $(seq 1000); do
             [ -e "$out/$1-$seed" ] || break
             for name in "$@"; do
                 bin=$out/$name-$seed
+                if [ ! -e "$bin" ]; then
+                    echo "'$name' has no layout $seed (it must have as many as '$1')" >&2
+                    exit 2
+                fi
                 padding=$(head -c $((RANDOM % 4096)) /dev/zero | tr '\0' x)
                 # One line per run: name, bare (ns), then each variant and
                 # its paired ratio (%).
