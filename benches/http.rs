@@ -110,7 +110,7 @@ fn variants() -> Vec<(&'static str, Router)> {
         ),
         (
             "red",
-            router().layer(RedMetricsLayer::new(&telemetry()).unwrap()),
+            router().layer(RedMetricsLayer::builder(&telemetry()).build().unwrap()),
         ),
         ("red_tenant_header", router().layer(header_layer())),
     ]

@@ -46,7 +46,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         metrics_listener,
         MetricsService::new(&telemetry),
     ));
-    let layer = GrpcMetricsLayer::new(&telemetry)?.with_tenant_header("x-tenant-id")?;
+    let layer = GrpcMetricsLayer::builder(&telemetry)
+        .with_tenant_header("x-tenant-id")
+        .build()?;
     let server = tonic::transport::Server::builder()
         .layer(layer)
         .add_service(orders::OrdersServer::new())

@@ -3,6 +3,7 @@
 
 mod support;
 
+use plimsoll::family::{FamilyDecl, LabelDecl};
 use plimsoll::{Format, MetricOpts, RegisterError, Telemetry, Tenant, TraceRef, impl_label_set};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -321,8 +322,11 @@ fn two_telemetries_do_not_see_each_others_series() {
     let c2 = two.counter::<()>("shared_name", "Two.").unwrap();
     c1.inc(&one.tenant("acme"), &());
     c2.inc_by(&two.tenant("globex"), &(), 5);
-    // A tenant admitted by `one` is bounded again by `two`'s policy.
+    // A tenant admitted by `one` is refused by `two` (recorded as
+    // `__unknown__`, admitting nothing) unless adopted explicitly, which
+    // bounds it by `two`'s policy.
     c2.inc(&one.tenant("acme"), &());
+    c2.inc(&two.adopt(&one.tenant("acme")), &());
     let (s1, s2) = (one.scrape(), two.scrape());
     assert_eq!(s1.samples().len(), 1);
     assert_eq!(
@@ -332,6 +336,10 @@ fn two_telemetries_do_not_see_each_others_series() {
     assert_eq!(
         s2.value("shared_name_total", &[("tenant_id", "globex")]),
         Some(5.0)
+    );
+    assert_eq!(
+        s2.value("shared_name_total", &[("tenant_id", "__unknown__")]),
+        Some(1.0)
     );
     assert_eq!(
         s2.value("shared_name_total", &[("tenant_id", "__other__")]),
@@ -415,8 +423,20 @@ fn builder_errors_name_the_field() {
             "buckets:",
         ),
         (
-            Telemetry::builder().with_family_buckets("h", vec![]),
+            Telemetry::builder().with_family_buckets(&H, vec![]),
             "family_buckets[h]:",
+        ),
+        (
+            Telemetry::builder().with_family_max_series(&H, 0),
+            "family_max_series[h]: must be at least 1",
+        ),
+        (
+            Telemetry::builder().with_label_bound(&ROUTES, "route", 0),
+            "label_bounds[requests_total.route]: must be at least 1",
+        ),
+        (
+            Telemetry::builder().with_label_bound(&ROUTES, "method", 5),
+            "label_bounds[requests_total.method]: \"requests_total\" has no open label \"method\" (open labels: [\"route\"])",
         ),
         (
             Telemetry::builder().with_max_series(0),
@@ -502,10 +522,17 @@ fn negotiation_picks_openmetrics_for_prometheus_scrapers() {
     assert_eq!(text.body, SHOP_PROMETHEUS);
 }
 
+const H: FamilyDecl = FamilyDecl::histogram("h", "H.");
+const ROUTES: FamilyDecl = FamilyDecl::counter("requests_total", "Requests.")
+    .with_labels(&[LabelDecl::closed("method"), LabelDecl::open("route", 3)]);
+
 #[test]
 fn label_guard_bounds_one_label_and_counts_overflow() {
-    let t = quiet().build().unwrap();
-    let guard = t.label_guard("http_requests_total", "route", 2);
+    let t = quiet()
+        .with_label_bound(&ROUTES, "route", 2)
+        .build()
+        .unwrap();
+    let guard = t.label_guard(&ROUTES, "route").unwrap();
     assert_eq!(&*guard.admit("/a"), "/a");
     assert_eq!(&*guard.admit("/b"), "/b");
     assert_eq!(&*guard.admit("/c"), "__other__");
@@ -515,9 +542,26 @@ fn label_guard_bounds_one_label_and_counts_overflow() {
     assert_eq!(
         t.scrape().value(
             "plimsoll_cardinality_overflow_total",
-            &[("metric", "http_requests_total"), ("label", "route")]
+            &[("metric", "requests_total"), ("label", "route")]
         ),
         Some(2.0)
+    );
+    // The declared bound applies when none is configured.
+    let t = quiet().build().unwrap();
+    let guard = t.label_guard(&ROUTES, "route").unwrap();
+    for route in ["/a", "/b", "/c", "/d"] {
+        guard.admit(route);
+    }
+    assert_eq!(guard.len(), 3);
+    // A closed or unknown label has no guard; a bound of 0 is refused.
+    assert_eq!(
+        t.label_guard(&ROUTES, "method").unwrap_err().to_string(),
+        "metric \"requests_total\": \"method\" is not an open label of it (open labels: [\"route\"])"
+    );
+    assert!(t.label_guard(&ROUTES, "nope").is_err());
+    assert_eq!(
+        t.bounded_label("jobs", "queue", 0).unwrap_err().to_string(),
+        "metric \"jobs\": the bound of label \"queue\" must be at least 1"
     );
 }
 

@@ -15,9 +15,9 @@ use tonic::Code;
 async fn start(t: &Telemetry) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let layer = GrpcMetricsLayer::new(t)
-        .unwrap()
+    let layer = GrpcMetricsLayer::builder(t)
         .with_tenant_header("x-tenant-id")
+        .build()
         .unwrap();
     let server = tonic::transport::Server::builder()
         .layer(layer)
@@ -210,7 +210,9 @@ async fn outbound_layer_times_calls_over_a_tonic_channel() {
         .connect()
         .await
         .unwrap();
-    let layer = plimsoll::http::ExternalCallLayer::new(&t, "orders").unwrap();
+    let layer = plimsoll::http::ExternalCallLayer::builder(&t, "orders")
+        .build()
+        .unwrap();
     let channel = tower::ServiceBuilder::new().layer(layer).service(channel);
     let mut grpc = tonic::client::Grpc::new(channel);
     for id in [1, 2] {

@@ -91,6 +91,95 @@ impl LabelSet for () {
     fn write_values(&self, _: &mut LabelValues<'_>) {}
 }
 
+/// A label field type with a borrowed form that hashes and compares like it,
+/// so that a borrowed key (see [`label_key!`](crate::label_key)) finds the
+/// series of an owned label set without building one.
+///
+/// `Hash` of [`Ref`](LabelField::Ref) must feed a hasher exactly what `Hash`
+/// of `Self` feeds it: `&str` for `String`, `Arc<str>` and `Box<str>` (all
+/// hash as `str`), the value itself for `Copy` types.
+pub trait LabelField: LabelValue + Sized {
+    /// The borrowed form.
+    type Ref<'a>: Copy + Hash + PartialEq + std::fmt::Debug
+    where
+        Self: 'a;
+    /// The borrowed form of this value.
+    fn as_ref_value(&self) -> Self::Ref<'_>;
+    /// The owned value of a borrowed form (allocates for strings); called
+    /// only when a series is created.
+    fn from_ref_value(value: Self::Ref<'_>) -> Self;
+}
+
+macro_rules! str_fields {
+    ($($ty:ty),*) => {$(
+        impl LabelField for $ty {
+            type Ref<'a> = &'a str;
+            #[inline]
+            fn as_ref_value(&self) -> &str { self }
+            fn from_ref_value(value: &str) -> Self { value.into() }
+        }
+    )*};
+}
+str_fields!(String, Arc<str>, Box<str>);
+
+impl LabelField for &'static str {
+    type Ref<'a> = &'static str;
+    #[inline]
+    fn as_ref_value(&self) -> &'static str {
+        self
+    }
+    fn from_ref_value(value: &'static str) -> Self {
+        value
+    }
+}
+
+macro_rules! copy_fields {
+    ($($ty:ty),*) => {$(
+        impl LabelField for $ty {
+            type Ref<'a> = $ty;
+            #[inline]
+            fn as_ref_value(&self) -> $ty { *self }
+            fn from_ref_value(value: $ty) -> Self { value }
+        }
+    )*};
+}
+copy_fields!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, bool);
+
+/// A closed set of label values: a fieldless enum whose inputs from outside
+/// map onto a fixed list, with anything unknown on one variant (by
+/// convention `Other`). Its series count is bounded by construction.
+///
+/// Derive it with `#[derive(LabelValue)]` from `plimsoll-macros`, or
+/// implement it by hand:
+///
+/// ```
+/// use plimsoll_core::{ClosedLabel, LabelValue, LabelValues};
+///
+/// #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+/// enum Channel { Web, Mobile, Other }
+///
+/// impl LabelValue for Channel {
+///     fn write_value(&self, out: &mut LabelValues<'_>) { out.push(self.as_str()) }
+/// }
+/// impl ClosedLabel for Channel {
+///     const VALUES: &'static [&'static str] = &["web", "mobile", "other"];
+///     fn as_str(&self) -> &'static str { Self::VALUES[*self as usize] }
+///     fn from_label(value: &str) -> Self {
+///         match value { "web" => Channel::Web, "mobile" => Channel::Mobile, _ => Channel::Other }
+///     }
+/// }
+/// assert_eq!(Channel::from_label("carrier-pigeon"), Channel::Other);
+/// ```
+pub trait ClosedLabel: LabelValue + Copy + Eq + Hash + Send + Sync + 'static {
+    /// Every label value, in the order of the variants.
+    const VALUES: &'static [&'static str];
+    /// This variant's label value.
+    fn as_str(&self) -> &'static str;
+    /// The variant whose label value is `value`; the catch-all variant for
+    /// anything else.
+    fn from_label(value: &str) -> Self;
+}
+
 /// A value that can be written as a label value.
 pub trait LabelValue {
     /// Writes the value with [`LabelValues::push`].
@@ -129,12 +218,12 @@ impl LabelValue for bool {
 #[derive(Debug)]
 pub struct LabelValues<'a> {
     out: &'a mut String,
-    names: &'static [&'static str],
+    names: &'a [&'static str],
     written: usize,
 }
 
 impl<'a> LabelValues<'a> {
-    pub(crate) fn new(out: &'a mut String, names: &'static [&'static str]) -> Self {
+    pub(crate) fn new(out: &'a mut String, names: &'a [&'static str]) -> Self {
         Self {
             out,
             names,
@@ -181,6 +270,50 @@ macro_rules! impl_label_set {
             const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
             fn write_values(&self, out: &mut $crate::LabelValues<'_>) {
                 $( $crate::LabelValue::write_value(&self.$field, out); )*
+            }
+        }
+    };
+}
+
+/// Declares the borrowed key of a label set: a struct with the same fields
+/// in the same order, each in its [`LabelField::Ref`] form, implementing
+/// [`LabelKey`] for the owned set. Recording with the key allocates nothing
+/// for series that exist; it hashes exactly like the owned set.
+///
+/// ```
+/// use std::sync::Arc;
+/// use plimsoll_core::{Telemetry, impl_label_set, label_key};
+///
+/// #[derive(Clone, Debug, Hash, PartialEq, Eq)]
+/// struct Call { service: Arc<str>, status: u16 }
+/// impl_label_set!(Call { service, status });
+/// label_key!(pub struct CallKey for Call { service: Arc<str>, status: u16 });
+///
+/// let telemetry = Telemetry::builder().build().unwrap();
+/// let calls = telemetry.counter::<Call>("calls", "Calls.").unwrap();
+/// let acme = telemetry.tenant("acme");
+/// calls.inc(&acme, &CallKey { service: "payments", status: 200 });
+/// calls.inc(&acme, &Call { service: "payments".into(), status: 200 });
+/// assert_eq!(calls.get(&acme, &CallKey { service: "payments", status: 200 }), 2);
+/// assert_eq!(calls.series_count(), 1);
+/// ```
+#[macro_export]
+macro_rules! label_key {
+    ($(#[$meta:meta])* $vis:vis struct $key:ident for $owned:ident { $($field:ident : $fty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Hash)]
+        #[allow(missing_docs)]
+        $vis struct $key<'a> {
+            $( pub $field: <$fty as $crate::LabelField>::Ref<'a>, )*
+        }
+
+        impl $crate::LabelKey<$owned> for $key<'_> {
+            #[inline]
+            fn matches(&self, labels: &$owned) -> bool {
+                true $( && $crate::LabelField::as_ref_value(&labels.$field) == self.$field )*
+            }
+            fn to_labels(&self) -> $owned {
+                $owned { $( $field: <$fty as $crate::LabelField>::from_ref_value(self.$field), )* }
             }
         }
     };
@@ -237,5 +370,62 @@ impl LabelGuard {
     /// Whether no value was admitted yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq)]
+    struct Fixed {
+        method: &'static str,
+        code: u16,
+    }
+    crate::impl_label_set!(Fixed { method, code });
+    crate::label_key!(struct FixedKey for Fixed { method: &'static str, code: u16 });
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq)]
+    struct Open {
+        method: &'static str,
+        route: Arc<str>,
+        name: String,
+    }
+    crate::impl_label_set!(Open {
+        method,
+        route,
+        name
+    });
+    crate::label_key!(struct OpenKey for Open { method: &'static str, route: Arc<str>, name: String });
+
+    #[test]
+    fn keys_hash_and_match_like_their_labels() {
+        let h = BuildHasherDefault::<DefaultHasher>::default();
+        let owned = Open {
+            method: "GET",
+            route: "/a/{id}".into(),
+            name: "x".into(),
+        };
+        let key = OpenKey {
+            method: "GET",
+            route: "/a/{id}",
+            name: "x",
+        };
+        assert_eq!(h.hash_one(&owned), h.hash_one(key));
+        assert!(key.matches(&owned));
+        assert_eq!(key.to_labels(), owned);
+        assert!(!OpenKey { name: "y", ..key }.matches(&owned));
+        let fixed = FixedKey {
+            method: "GET",
+            code: 200,
+        };
+        assert_eq!(
+            h.hash_one(fixed),
+            h.hash_one(Fixed {
+                method: "GET",
+                code: 200
+            })
+        );
     }
 }

@@ -44,28 +44,39 @@
 //! The guides (catalogue, tenancy, cardinality) are in the repository's `docs/`.
 
 mod bounded;
+pub mod classify;
 pub mod clock;
-mod collector;
 pub mod encoding;
+pub mod families;
+pub mod family;
+#[cfg(feature = "prometheus-client")]
+mod foreign;
 pub mod labels;
 pub mod metrics;
 pub mod names;
+pub mod operation;
 mod process;
+pub mod scope;
+pub mod scrape;
 mod store;
 mod telemetry;
 pub mod tenant;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod trace;
 
-pub use collector::{Collector, FamilyWriter, MetricWriter};
 pub use encoding::{Format, MetricKind, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
-pub use labels::{LabelGuard, LabelKey, LabelSet, LabelValue, LabelValues};
+pub use labels::{
+    ClosedLabel, LabelField, LabelGuard, LabelKey, LabelSet, LabelValue, LabelValues,
+};
 pub use metrics::{
-    Counter, CounterSeries, Gauge, GaugeSeries, Histogram, HistogramSeries, HistogramTimer,
-    SeriesKey, TraceRef,
+    BOUND_WARNING_INTERVAL, Counter, CounterSeries, Gauge, GaugeSeries, Histogram, HistogramSeries,
+    HistogramSnapshot, HistogramTimer, SeriesKey, SeriesRef,
 };
+pub use scrape::{ScrapeError, ScrapeWriter};
 pub use telemetry::{
-    BuildError, BuildInfo, DEFAULT_DURATION_BUCKETS, DEFAULT_MAX_SERIES, Exposition, MetricOpts,
-    Naming, RegisterError, Telemetry, TelemetryBuilder,
+    BuildError, BuildInfo, DEFAULT_DURATION_BUCKETS, DEFAULT_MAX_SERIES, Declared, Exposition,
+    MetricOpts, Naming, RegisterError, Telemetry, TelemetryBuilder,
 };
-pub use tenant::{InvalidTenant, Tenant};
+pub use tenant::{InvalidTenant, Tenant, TenantError};
+pub use trace::TraceRef;

@@ -34,15 +34,7 @@ use crate::labels::{LabelKey, LabelSet, LabelValues};
 use crate::names::{OTHER, SYSTEM};
 use crate::store::{Entry, Store};
 use crate::tenant::{Tenant, TenantLabel, TenantRegistry};
-
-/// Trace and span ids to attach to an observation as an exemplar.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TraceRef {
-    /// The W3C trace id.
-    pub trace_id: u128,
-    /// The W3C span id.
-    pub span_id: u64,
-}
+use crate::trace::TraceRef;
 
 /// An exemplar kept on a histogram bucket.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -251,11 +243,57 @@ crate::impl_label_set!(OverflowLabels { metric, label });
 
 pub(crate) type OverflowFamily = Family<OverflowLabels, CounterCell>;
 
-/// One series of `plimsoll_cardinality_overflow_total`.
+/// One series of `plimsoll_cardinality_overflow_total`, and the warning
+/// logged when its bound is reached.
 #[derive(Clone)]
 pub(crate) struct OverflowCounter {
     family: Arc<OverflowFamily>,
     index: u32,
+    warning: Arc<BoundWarning>,
+}
+
+/// How often a bound that keeps being reached is logged again.
+pub const BOUND_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Logs a `tracing` warning the first time a bound is reached, then at
+/// most once per [`BOUND_WARNING_INTERVAL`].
+#[derive(Debug)]
+struct BoundWarning {
+    bound: usize,
+    /// Milliseconds since [`warning_epoch`] before which nothing is logged
+    /// (0: never logged).
+    next: AtomicU64,
+}
+
+fn warning_epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl BoundWarning {
+    #[cold]
+    fn reached(&self, labels: &OverflowLabels) {
+        let now = warning_epoch().elapsed().as_millis() as u64 + 1;
+        let next = self.next.load(Ordering::Relaxed);
+        if now < next {
+            return;
+        }
+        let later = now + BOUND_WARNING_INTERVAL.as_millis() as u64;
+        if self
+            .next
+            .compare_exchange(next, later, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            tracing::warn!(
+                target: "plimsoll",
+                metric = &*labels.metric,
+                label = &*labels.label,
+                bound = self.bound,
+                "cardinality bound reached: further values are recorded as __other__ \
+                 and counted in plimsoll_cardinality_overflow_total"
+            );
+        }
+    }
 }
 
 impl fmt::Debug for OverflowCounter {
@@ -268,7 +306,12 @@ impl fmt::Debug for OverflowCounter {
 }
 
 impl OverflowCounter {
-    pub(crate) fn new(family: &Arc<OverflowFamily>, metric: &str, label: &str) -> Self {
+    pub(crate) fn new(
+        family: &Arc<OverflowFamily>,
+        metric: &str,
+        label: &str,
+        bound: usize,
+    ) -> Self {
         let labels = OverflowLabels {
             metric: Arc::from(metric),
             label: Arc::from(label),
@@ -280,17 +323,20 @@ impl OverflowCounter {
         Self {
             family: family.clone(),
             index,
+            warning: Arc::new(BoundWarning {
+                bound,
+                next: AtomicU64::new(0),
+            }),
         }
     }
 
     #[inline]
     pub(crate) fn inc(&self) {
-        self.family
-            .store
-            .entry(self.index)
-            .cell
-            .0
-            .fetch_add(1, Ordering::Relaxed);
+        let entry = self.family.store.entry(self.index);
+        entry.cell.0.fetch_add(1, Ordering::Relaxed);
+        if let Some(labels) = &entry.labels {
+            self.warning.reached(labels);
+        }
     }
 }
 
@@ -304,10 +350,17 @@ pub(crate) struct Meta {
     pub(crate) help: String,
 }
 
+/// Ids of families: never reused, never 0, so that a [`SeriesKey`] can
+/// never name a series of another family, live or dropped.
+static NEXT_FAMILY_ID: AtomicU64 = AtomicU64::new(1);
+
 /// A family: storage plus what is needed to bound, count and write it.
 pub(crate) struct Family<L, C> {
+    id: u64,
     pub(crate) store: Store<L, C>,
     pub(crate) meta: Meta,
+    /// The label names written, in `L`'s order (under the naming scheme).
+    pub(crate) label_names: Box<[&'static str]>,
     pub(crate) shape: Shape,
     tenants: Arc<TenantRegistry>,
     /// `None` only for the overflow family itself.
@@ -327,14 +380,18 @@ impl<L, C> fmt::Debug for Family<L, C> {
 impl<L: LabelSet, C: Cell> Family<L, C> {
     pub(crate) fn new(
         meta: Meta,
+        label_names: Box<[&'static str]>,
         shape: Shape,
         max_series: usize,
         tenants: Arc<TenantRegistry>,
         overflow_family: Option<Arc<OverflowFamily>>,
     ) -> Self {
+        debug_assert_eq!(label_names.len(), L::NAMES.len());
         Self {
+            id: NEXT_FAMILY_ID.fetch_add(1, Ordering::Relaxed),
             store: Store::new(max_series),
             meta,
+            label_names,
             shape,
             tenants,
             overflow_family,
@@ -348,10 +405,13 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
     fn overflow_counter<'a>(
         &'a self,
         which: &'a OnceLock<OverflowCounter>,
-        label: impl FnOnce() -> String,
+        label: impl FnOnce() -> (String, usize),
     ) -> Option<&'a OverflowCounter> {
         let family = self.overflow_family.as_ref()?;
-        Some(which.get_or_init(|| OverflowCounter::new(family, &self.meta.exposed, &label())))
+        Some(which.get_or_init(|| {
+            let (label, bound) = label();
+            OverflowCounter::new(family, &self.meta.exposed, &label, bound)
+        }))
     }
 
     /// Counts one observation in the overflow counters that `flags` name.
@@ -366,13 +426,15 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
     fn count_slow(&self, flags: Overflows) {
         if flags.tenant
             && let Some(c) = self.overflow_counter(&self.tenant_overflow, || {
-                crate::names::TENANT_LABEL.to_string()
+                (crate::names::TENANT_LABEL.to_string(), self.tenants.limit())
             })
         {
             c.inc();
         }
         if flags.series
-            && let Some(c) = self.overflow_counter(&self.series_overflow, || L::NAMES.join(","))
+            && let Some(c) = self.overflow_counter(&self.series_overflow, || {
+                (self.label_names.join(","), self.store.max_series())
+            })
         {
             c.inc();
         }
@@ -419,7 +481,7 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
         let mut labels = String::with_capacity(128);
         for entry in self.store.iter() {
             enc.render_labels(&mut labels, entry.tenant.as_str(), |buf| {
-                write_labels::<L>(buf, entry.labels.as_ref())
+                write_labels::<L>(buf, &self.label_names, entry.labels.as_ref())
             });
             entry
                 .cell
@@ -442,26 +504,27 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
     ) -> SeriesKey {
         let (index, overflows) = self.resolve(tenant, labels, make);
         SeriesKey {
-            family: self as *const Self as usize,
+            family: self.id,
             index,
             overflows,
         }
     }
 
-    /// The entry of `key`; `None` for a key of another family.
+    /// The entry of `key`; `None` for a key of another family. Family ids
+    /// are never reused, so a key of this family names one of its series.
     #[inline]
     fn entry_at(&self, key: &SeriesKey) -> Option<&Entry<L, C>> {
-        (key.family == self as *const Self as usize).then(|| self.entry(key.index))
+        if key.family != self.id {
+            return None;
+        }
+        self.store.get(key.index)
     }
 
     /// The cell of `key`, with its observation counted in the overflow
     /// counters; `None` (and a debug assertion) for a key of another family.
     #[inline]
     fn record_at(&self, key: &SeriesKey) -> Option<&C> {
-        let Some(entry) = self.entry_at(key) else {
-            debug_assert!(false, "SeriesKey used with another family");
-            return None;
-        };
+        let entry = self.entry_at(key)?;
         self.count(key.overflows);
         Some(&entry.cell)
     }
@@ -475,8 +538,8 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
     }
 }
 
-fn write_labels<L: LabelSet>(buf: &mut String, labels: Option<&L>) {
-    let mut values = LabelValues::new(buf, L::NAMES);
+fn write_labels<L: LabelSet>(buf: &mut String, names: &[&'static str], labels: Option<&L>) {
+    let mut values = LabelValues::new(buf, names);
     match labels {
         Some(labels) => labels.write_values(&mut values),
         None => {
@@ -535,7 +598,7 @@ impl<L: LabelSet> EncodeFamily for CountView<L> {
         let mut labels = String::with_capacity(128);
         for entry in store.iter() {
             enc.render_labels(&mut labels, entry.tenant.as_str(), |buf| {
-                write_labels::<L>(buf, entry.labels.as_ref())
+                write_labels::<L>(buf, &self.histogram.label_names, entry.labels.as_ref())
             });
             enc.sample_start(&self.meta.name, "_total", &labels, None);
             write_u64(enc.out, entry.cell.count());
@@ -596,6 +659,147 @@ macro_rules! family_common {
     };
 }
 
+/// One series as the read API sees it: its tenant and labels.
+#[derive(Debug)]
+pub struct SeriesRef<'a, L> {
+    tenant: &'a str,
+    labels: Option<&'a L>,
+}
+
+impl<'a, L> SeriesRef<'a, L> {
+    /// The `tenant_id` label value.
+    #[inline]
+    pub fn tenant(&self) -> &'a str {
+        self.tenant
+    }
+
+    /// The user labels; `None` for a tenant's overflow series (its labels
+    /// are all `__other__`: it stands for every label set past the bound).
+    #[inline]
+    pub fn labels(&self) -> Option<&'a L> {
+        self.labels
+    }
+}
+
+impl<L: LabelSet, C: Cell> Family<L, C> {
+    /// Calls `f` with every series and its cell, in creation order.
+    fn for_each_cell(&self, mut f: impl FnMut(SeriesRef<'_, L>, &C)) {
+        for entry in self.store.iter() {
+            f(
+                SeriesRef {
+                    tenant: entry.tenant.as_str(),
+                    labels: entry.labels.as_ref(),
+                },
+                &entry.cell,
+            );
+        }
+    }
+}
+
+/// The counts of a histogram series (or of several, summed): what the
+/// read API returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramSnapshot {
+    bounds: Arc<[f64]>,
+    /// Per bucket, not cumulative; the last is `+Inf`.
+    counts: Vec<u64>,
+    sum: f64,
+}
+
+impl HistogramSnapshot {
+    /// An empty snapshot over `bounds` (upper bounds without `+Inf`).
+    pub fn empty(bounds: &[f64]) -> Self {
+        Self {
+            bounds: bounds.into(),
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
+        }
+    }
+
+    /// Records one observation (for snapshots built by hand, e.g. for
+    /// scrape-time histograms).
+    pub fn observe(&mut self, value: f64) {
+        let bucket = self
+            .bounds
+            .iter()
+            .position(|b| value <= *b)
+            .unwrap_or(self.bounds.len());
+        self.counts[bucket] += 1;
+        if !value.is_nan() {
+            self.sum += value;
+        }
+    }
+
+    fn of(cell: &HistogramCell, bounds: &Arc<[f64]>) -> Self {
+        Self {
+            bounds: bounds.clone(),
+            counts: cell
+                .buckets()
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+            sum: f64::from_bits(cell.sum().load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Adds another snapshot over the same bounds; `false` (and nothing
+    /// added) when the bounds differ.
+    pub fn merge(&mut self, other: &HistogramSnapshot) -> bool {
+        if self.bounds != other.bounds {
+            return false;
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.sum += other.sum;
+        true
+    }
+
+    /// The number of observations.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The sum of observations.
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
+    /// The bucket upper bounds, without `+Inf`.
+    pub fn bounds(&self) -> &[f64] {
+        &self.bounds
+    }
+
+    /// `(upper bound, cumulative count)` per bucket, `+Inf` last.
+    pub fn buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        let mut cumulative = 0;
+        self.bounds
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(&self.counts)
+            .map(move |(bound, count)| {
+                cumulative += count;
+                (bound, cumulative)
+            })
+    }
+
+    /// Observations at most `bound`, when `bound` is one of the bucket
+    /// bounds (`None` otherwise: the histogram cannot tell).
+    pub fn count_le(&self, bound: f64) -> Option<u64> {
+        if bound == f64::INFINITY {
+            return Some(self.count());
+        }
+        let at = self.bounds.iter().position(|b| *b == bound)?;
+        Some(self.counts[..=at].iter().sum())
+    }
+
+    /// Per-bucket counts (not cumulative), `+Inf` last.
+    pub(crate) fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+}
+
 /// A tenant-scoped counter family. Get one from
 /// [`Telemetry::counter`](crate::Telemetry::counter).
 pub struct Counter<L: LabelSet = ()> {
@@ -632,6 +836,39 @@ impl<L: LabelSet> Counter<L> {
         self.family
             .existing(tenant, labels)
             .map_or(0, |c| c.0.load(Ordering::Relaxed))
+    }
+
+    /// Calls `f` with every series and its value.
+    pub fn for_each(&self, mut f: impl FnMut(SeriesRef<'_, L>, u64)) {
+        self.family
+            .for_each_cell(|series, cell| f(series, cell.0.load(Ordering::Relaxed)));
+    }
+
+    /// The sum over the series `select` picks (a label selector: by
+    /// tenant, by any labels).
+    ///
+    /// ```
+    /// # use plimsoll_core::{Telemetry, impl_label_set};
+    /// # #[derive(Clone, Debug, Hash, PartialEq, Eq)]
+    /// # struct Status { code: u16 }
+    /// # impl_label_set!(Status { code });
+    /// let telemetry = Telemetry::builder().build().unwrap();
+    /// let requests = telemetry.counter::<Status>("requests", "Requests.").unwrap();
+    /// for (tenant, code) in [("a", 200), ("a", 503), ("b", 500), ("b", 200)] {
+    ///     requests.inc(&telemetry.tenant(tenant), &Status { code });
+    /// }
+    /// let errors = requests.total(|s| s.labels().is_some_and(|l| l.code >= 500));
+    /// assert_eq!(errors, 2);
+    /// assert_eq!(requests.total(|s| s.tenant() == "a"), 2);
+    /// ```
+    pub fn total(&self, mut select: impl FnMut(&SeriesRef<'_, L>) -> bool) -> u64 {
+        let mut total = 0;
+        self.for_each(|series, value| {
+            if select(&series) {
+                total += value;
+            }
+        });
+        total
     }
 
     /// A handle to one series, created now if the bound allows.
@@ -675,10 +912,15 @@ impl<L: LabelSet> CounterSeries<L> {
 
 /// A series of one family, resolved once: recording through it with the
 /// family's `*_at` methods skips the lookup without holding a reference
-/// count. A key used with another family is ignored.
+/// count.
+///
+/// A key names its family by an id that is never reused, not by address:
+/// used with another family, or with a family registered after its own was
+/// dropped, it is ignored (reads return `None`, records do nothing). It
+/// can never reach another family's series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SeriesKey {
-    family: usize,
+    family: u64,
     index: u32,
     overflows: Overflows,
 }
@@ -749,6 +991,12 @@ impl<L: LabelSet> Gauge<L> {
         self.family
             .existing(tenant, labels)
             .map_or(0.0, GaugeCell::get)
+    }
+
+    /// Calls `f` with every series and its value.
+    pub fn for_each(&self, mut f: impl FnMut(SeriesRef<'_, L>, f64)) {
+        self.family
+            .for_each_cell(|series, cell| f(series, cell.get()));
     }
 
     /// The key of one series, created now if the bound allows.
@@ -897,6 +1145,43 @@ impl<L: LabelSet> Histogram<L> {
         self.family
             .existing(tenant, labels)
             .map_or(0.0, |c| f64::from_bits(c.sum().load(Ordering::Relaxed)))
+    }
+
+    /// The bucket upper bounds, without `+Inf`.
+    pub fn bounds(&self) -> &[f64] {
+        &self.family.shape.bounds
+    }
+
+    /// The counts of a series; `None` when it does not exist (never creates it).
+    pub fn snapshot(
+        &self,
+        tenant: &Tenant,
+        labels: &(impl LabelKey<L> + ?Sized),
+    ) -> Option<HistogramSnapshot> {
+        let cell = self.family.existing(tenant, labels)?;
+        Some(HistogramSnapshot::of(cell, &self.family.shape.bounds))
+    }
+
+    /// Calls `f` with every series and its counts.
+    pub fn for_each(&self, mut f: impl FnMut(SeriesRef<'_, L>, &HistogramSnapshot)) {
+        let bounds = &self.family.shape.bounds;
+        self.family.for_each_cell(|series, cell| {
+            f(series, &HistogramSnapshot::of(cell, bounds));
+        });
+    }
+
+    /// The counts summed over the series `select` picks (a label selector).
+    pub fn total(&self, mut select: impl FnMut(&SeriesRef<'_, L>) -> bool) -> HistogramSnapshot {
+        let mut total = HistogramSnapshot::empty(&self.family.shape.bounds);
+        self.family.for_each_cell(|series, cell| {
+            if select(&series) {
+                for (sum, bucket) in total.counts.iter_mut().zip(cell.buckets()) {
+                    *sum += bucket.load(Ordering::Relaxed);
+                }
+                total.sum += f64::from_bits(cell.sum().load(Ordering::Relaxed));
+            }
+        });
+        total
     }
 
     /// The key of a series (created now if the bound allows), for

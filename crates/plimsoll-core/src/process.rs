@@ -1,16 +1,13 @@
 //! Process metrics read from `/proc` on Linux (nothing elsewhere).
 
-use crate::collector::{Collector, MetricWriter};
+use crate::family::FamilyDecl;
 use crate::names::*;
+use crate::telemetry::{RegisterError, Telemetry};
 use crate::tenant::Tenant;
 
 /// Clock ticks per second of `/proc/*/stat` times: `USER_HZ`, 100 on every
 /// Linux architecture Rust targets in practice.
 const USER_HZ: f64 = 100.0;
-
-/// Writes `process_*` metrics under the `__system__` tenant.
-#[derive(Debug, Default)]
-pub(crate) struct ProcessCollector;
 
 #[derive(Debug, Default, PartialEq)]
 struct Stat {
@@ -60,49 +57,75 @@ fn parse_boot_time(stat: &str) -> Option<f64> {
         .ok()
 }
 
-impl Collector for ProcessCollector {
-    fn collect(&self, out: &mut MetricWriter<'_, '_>) {
-        if !cfg!(target_os = "linux") {
-            return;
-        }
-        let system = Tenant::system();
-        let read = |path: &str| std::fs::read_to_string(path).ok();
-        let stat = read("/proc/self/stat").and_then(|s| parse_stat(&s));
-        if let Some(stat) = &stat {
-            out.counter(
-                PROCESS_CPU_SECONDS,
-                "Total user and system CPU time spent in seconds.",
-            )
-            .sample(&system, &[], stat.cpu_seconds);
-        }
-        if let Some(rss) = read("/proc/self/status").and_then(|s| parse_rss(&s)) {
-            out.gauge(PROCESS_RESIDENT_MEMORY, "Resident memory size in bytes.")
-                .sample(&system, &[], rss);
-        }
-        if let Some(stat) = &stat {
-            out.gauge(PROCESS_VIRTUAL_MEMORY, "Virtual memory size in bytes.")
-                .sample(&system, &[], stat.virtual_bytes);
-        }
-        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-            out.gauge(PROCESS_OPEN_FDS, "Number of open file descriptors.")
-                .sample(&system, &[], dir.count() as f64);
-        }
-        if let Some(max) = read("/proc/self/limits").and_then(|s| parse_max_fds(&s)) {
-            out.gauge(PROCESS_MAX_FDS, "Maximum number of open file descriptors.")
-                .sample(&system, &[], max);
-        }
-        if let Some(stat) = &stat {
-            if let Some(boot) = read("/proc/stat").and_then(|s| parse_boot_time(&s)) {
-                out.gauge(
-                    PROCESS_START_TIME,
-                    "Start time of the process since unix epoch in seconds.",
-                )
-                .sample(&system, &[], boot + stat.start_ticks / USER_HZ);
+/// Declarations of the process metrics.
+const CPU: FamilyDecl = FamilyDecl::counter(
+    PROCESS_CPU_SECONDS,
+    "Total user and system CPU time spent in seconds.",
+)
+.with_unit("seconds");
+const RESIDENT: FamilyDecl =
+    FamilyDecl::gauge(PROCESS_RESIDENT_MEMORY, "Resident memory size in bytes.").with_unit("bytes");
+const VIRTUAL: FamilyDecl =
+    FamilyDecl::gauge(PROCESS_VIRTUAL_MEMORY, "Virtual memory size in bytes.").with_unit("bytes");
+const OPEN_FDS: FamilyDecl =
+    FamilyDecl::gauge(PROCESS_OPEN_FDS, "Number of open file descriptors.");
+const MAX_FDS: FamilyDecl =
+    FamilyDecl::gauge(PROCESS_MAX_FDS, "Maximum number of open file descriptors.");
+const START_TIME: FamilyDecl = FamilyDecl::gauge(
+    PROCESS_START_TIME,
+    "Start time of the process since unix epoch in seconds.",
+)
+.with_unit("seconds");
+const THREADS: FamilyDecl =
+    FamilyDecl::gauge(PROCESS_THREADS, "Number of OS threads in the process.");
+
+/// The process metrics, as declared (for the catalogue).
+pub const PROCESS_FAMILIES: &[FamilyDecl] = &[
+    CPU, RESIDENT, VIRTUAL, OPEN_FDS, MAX_FDS, START_TIME, THREADS,
+];
+
+fn read(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+fn stat() -> Option<Stat> {
+    read("/proc/self/stat").and_then(|s| parse_stat(&s))
+}
+
+/// Registers the `process_*` families, read from `/proc` at each scrape
+/// under the `__system__` tenant (nothing is written off Linux).
+pub(crate) fn register(telemetry: &Telemetry) -> Result<(), RegisterError> {
+    fn gauge(
+        telemetry: &Telemetry,
+        decl: &FamilyDecl,
+        value: fn() -> Option<f64>,
+    ) -> Result<(), RegisterError> {
+        telemetry.declare_scraped::<()>(decl, move |out| {
+            if cfg!(target_os = "linux")
+                && let Some(v) = value()
+            {
+                let _ = out.set(&Tenant::system(), &(), v);
             }
-            out.gauge(PROCESS_THREADS, "Number of OS threads in the process.")
-                .sample(&system, &[], stat.threads);
-        }
+        })
     }
+    gauge(telemetry, &CPU, || stat().map(|s| s.cpu_seconds))?;
+    gauge(telemetry, &RESIDENT, || {
+        read("/proc/self/status").and_then(|s| parse_rss(&s))
+    })?;
+    gauge(telemetry, &VIRTUAL, || stat().map(|s| s.virtual_bytes))?;
+    gauge(telemetry, &OPEN_FDS, || {
+        std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|d| d.count() as f64)
+    })?;
+    gauge(telemetry, &MAX_FDS, || {
+        read("/proc/self/limits").and_then(|s| parse_max_fds(&s))
+    })?;
+    gauge(telemetry, &START_TIME, || {
+        let boot = read("/proc/stat").and_then(|s| parse_boot_time(&s))?;
+        Some(boot + stat()?.start_ticks / USER_HZ)
+    })?;
+    gauge(telemetry, &THREADS, || stat().map(|s| s.threads))
 }
 
 #[cfg(test)]

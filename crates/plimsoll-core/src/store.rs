@@ -267,9 +267,20 @@ impl<L: LabelSet, C> Store<L, C> {
         &self.entries[index as usize]
     }
 
+    /// The entry at `index`, if there is one.
+    #[inline]
+    pub(crate) fn get(&self, index: u32) -> Option<&Entry<L, C>> {
+        self.entries.get(index as usize)
+    }
+
     /// Entries in creation order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry<L, C>> {
         self.entries.iter().map(|(_, e)| e)
+    }
+
+    /// The bound on series with their own labels.
+    pub(crate) fn max_series(&self) -> usize {
+        self.max_series
     }
 
     /// Number of series, overflow series included.

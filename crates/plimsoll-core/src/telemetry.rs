@@ -6,15 +6,17 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::collector::{Collector, MetricWriter};
+use crate::encoding::MetricKind;
 use crate::encoding::{Encoder, Format, bucket_label, write_escaped};
+use crate::family::{Bound, FamilyDecl};
 use crate::labels::{LabelGuard, LabelSet};
 use crate::metrics::{
     Cell, Counter, CounterCell, EncodeFamily, Family, Gauge, GaugeCell, Histogram, HistogramCell,
     Meta, OverflowCounter, OverflowFamily, Shape,
 };
 use crate::names;
-use crate::tenant::{DEFAULT_MAX_TENANTS, InvalidTenant, Tenant, TenantRegistry};
+use crate::tenant::{DEFAULT_MAX_TENANTS, InvalidTenant, Tenant, TenantError, TenantRegistry};
+use crate::trace::{ScopeTraceContext, SpanContext, TraceContext, TraceRef};
 
 /// Default bucket bounds of duration histograms, in seconds.
 pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
@@ -99,6 +101,18 @@ pub enum BuildError {
         /// Why it is invalid.
         source: InvalidTenant,
     },
+    /// A label bound names a label that is not an open label of the family.
+    #[error(
+        "label_bounds[{family}.{label}]: {family:?} has no open label {label:?} (open labels: {open:?})"
+    )]
+    UnknownLabelBound {
+        /// The family (catalogue name).
+        family: &'static str,
+        /// The label given.
+        label: String,
+        /// The family's open labels.
+        open: Vec<&'static str>,
+    },
     /// `build_info` and a constant label give one label two values.
     #[error("build_info: label {label:?} is {build:?} but the const label says {constant:?}")]
     BuildInfoConflict {
@@ -161,6 +175,46 @@ pub enum RegisterError {
     /// `max_series` is zero.
     #[error("metric {0:?}: max_series must be at least 1")]
     ZeroMaxSeries(String),
+    /// A declaration of one type registered as another.
+    #[error("metric {metric:?} is declared as a {declared:?} but registered as a {registered:?}")]
+    KindMismatch {
+        /// The metric.
+        metric: String,
+        /// The declared type.
+        declared: MetricKind,
+        /// The type asked for.
+        registered: MetricKind,
+    },
+    /// The label set's names differ from the declaration's labels.
+    #[error(
+        "metric {metric:?}: the label set has labels {label_set:?} but the declaration says {declared:?}"
+    )]
+    LabelMismatch {
+        /// The metric.
+        metric: String,
+        /// The declared labels (catalogue names).
+        declared: Vec<&'static str>,
+        /// The label set's names.
+        label_set: Vec<&'static str>,
+    },
+    /// A label guard was asked for a label that is not an open label of the family.
+    #[error("metric {metric:?}: {label:?} is not an open label of it (open labels: {open:?})")]
+    NotAnOpenLabel {
+        /// The metric.
+        metric: String,
+        /// The label asked for.
+        label: String,
+        /// The family's open labels.
+        open: Vec<&'static str>,
+    },
+    /// A label bound of zero.
+    #[error("metric {metric:?}: the bound of label {label:?} must be at least 1")]
+    ZeroBound {
+        /// The metric.
+        metric: String,
+        /// The label.
+        label: String,
+    },
 }
 
 pub(crate) fn valid_metric_name(name: &str) -> bool {
@@ -235,14 +289,16 @@ pub struct TelemetryBuilder {
     prefix: Option<String>,
     const_labels: Vec<(String, String)>,
     buckets: Vec<f64>,
-    family_buckets: HashMap<String, Vec<f64>>,
+    family_buckets: HashMap<&'static str, Vec<f64>>,
     max_series: usize,
-    family_max_series: HashMap<String, usize>,
+    family_max_series: HashMap<&'static str, usize>,
+    label_bounds: Vec<(FamilyDecl, String, usize)>,
     max_tenants: Option<usize>,
     allowed_tenants: Option<Vec<String>>,
     process_metrics: bool,
     build_info: Option<BuildInfo>,
     naming: Naming,
+    trace: Option<Arc<dyn TraceContext>>,
 }
 
 impl Default for TelemetryBuilder {
@@ -254,11 +310,13 @@ impl Default for TelemetryBuilder {
             family_buckets: HashMap::new(),
             max_series: DEFAULT_MAX_SERIES,
             family_max_series: HashMap::new(),
+            label_bounds: Vec::new(),
             max_tenants: None,
             allowed_tenants: None,
             process_metrics: true,
             build_info: None,
             naming: Naming::Prometheus,
+            trace: None,
         }
     }
 }
@@ -282,9 +340,10 @@ impl TelemetryBuilder {
         self
     }
 
-    /// Buckets of one family, by name without prefix (`http_request_duration_seconds`).
-    pub fn with_family_buckets(mut self, family: impl Into<String>, buckets: Vec<f64>) -> Self {
-        self.family_buckets.insert(family.into(), buckets);
+    /// Buckets of one declared family (say `plimsoll_http::families::HTTP_REQUEST_DURATION`).
+    /// Families registered by name take theirs from [`MetricOpts::with_buckets`].
+    pub fn with_family_buckets(mut self, family: &FamilyDecl, buckets: Vec<f64>) -> Self {
+        self.family_buckets.insert(family.key(), buckets);
         self
     }
 
@@ -294,9 +353,17 @@ impl TelemetryBuilder {
         self
     }
 
-    /// Bound on series of one family, by name without prefix.
-    pub fn with_family_max_series(mut self, family: impl Into<String>, max: usize) -> Self {
-        self.family_max_series.insert(family.into(), max);
+    /// Bound on series of one declared family. Families registered by name
+    /// take theirs from [`MetricOpts::with_max_series`].
+    pub fn with_family_max_series(mut self, family: &FamilyDecl, max: usize) -> Self {
+        self.family_max_series.insert(family.key(), max);
+        self
+    }
+
+    /// Bound on the distinct values of one open label of a declared family
+    /// (default: the bound in its declaration); checked in `build`.
+    pub fn with_label_bound(mut self, family: &FamilyDecl, label: &str, max: usize) -> Self {
+        self.label_bounds.push((*family, label.to_string(), max));
         self
     }
 
@@ -332,6 +399,14 @@ impl TelemetryBuilder {
     /// The naming scheme the integrations use (default: [`Naming::Prometheus`]).
     pub fn with_naming(mut self, naming: Naming) -> Self {
         self.naming = naming;
+        self
+    }
+
+    /// Where exemplars' trace and span ids come from (default:
+    /// [`ScopeTraceContext`](crate::trace::ScopeTraceContext), the request
+    /// scope's `traceparent`).
+    pub fn with_trace_context(mut self, context: impl TraceContext) -> Self {
+        self.trace = Some(Arc::new(context));
         self
     }
 
@@ -393,6 +468,33 @@ impl TelemetryBuilder {
                 field: format!("family_max_series[{family}]"),
             });
         }
+        let mut label_bounds = HashMap::new();
+        for (family, label, max) in &self.label_bounds {
+            let open = || {
+                family
+                    .labels()
+                    .iter()
+                    .filter(|l| matches!(l.bound(), Bound::Open(_)))
+                    .map(|l| l.name())
+                    .collect()
+            };
+            match family.label(label).map(|l| l.bound()) {
+                Some(Bound::Open(_)) => {}
+                _ => {
+                    return Err(BuildError::UnknownLabelBound {
+                        family: family.name(),
+                        label: label.clone(),
+                        open: open(),
+                    });
+                }
+            }
+            if *max == 0 {
+                return Err(BuildError::ZeroLimit {
+                    field: format!("label_bounds[{}.{label}]", family.name()),
+                });
+            }
+            label_bounds.insert((family.key(), label.clone()), *max);
+        }
         if let Some(allowed) = &self.allowed_tenants {
             for value in allowed {
                 Tenant::validate(value).map_err(|source| BuildError::InvalidAllowedTenant {
@@ -450,16 +552,13 @@ impl TelemetryBuilder {
                 exposed: format!("{prefix}{}", names::CARDINALITY_OVERFLOW),
                 help: names::CARDINALITY_OVERFLOW_HELP.to_string(),
             },
+            [names::METRIC_LABEL, names::LABEL_LABEL].into(),
             Shape::default(),
             usize::MAX,
             tenants.clone(),
             None,
         ));
-        let mut collectors: Vec<Arc<dyn Collector>> = Vec::new();
-        if self.process_metrics {
-            collectors.push(Arc::new(crate::process::ProcessCollector));
-        }
-        Ok(Telemetry {
+        let telemetry = Telemetry {
             inner: Arc::new(Inner {
                 prefix,
                 const_labels: rendered,
@@ -468,15 +567,22 @@ impl TelemetryBuilder {
                 family_buckets: self.family_buckets,
                 max_series: self.max_series,
                 family_max_series: self.family_max_series,
+                label_bounds,
                 tenants,
                 overflow,
                 build_info,
                 naming: self.naming,
+                trace: self.trace,
                 families: Mutex::new(Vec::new()),
-                collectors: Mutex::new(collectors),
                 last_size: AtomicUsize::new(4096),
+                #[cfg(feature = "prometheus-client")]
+                foreign: Default::default(),
             }),
-        })
+        };
+        if self.process_metrics {
+            crate::process::register(&telemetry).expect("process metric names are valid and free");
+        }
+        Ok(telemetry)
     }
 }
 
@@ -493,16 +599,20 @@ struct Inner {
     const_labels: String,
     const_names: Vec<String>,
     buckets: Vec<f64>,
-    family_buckets: HashMap<String, Vec<f64>>,
+    family_buckets: HashMap<&'static str, Vec<f64>>,
     max_series: usize,
-    family_max_series: HashMap<String, usize>,
+    family_max_series: HashMap<&'static str, usize>,
+    label_bounds: HashMap<(&'static str, String), usize>,
     tenants: Arc<TenantRegistry>,
     overflow: Arc<OverflowFamily>,
     build_info: Option<String>,
     naming: Naming,
+    trace: Option<Arc<dyn TraceContext>>,
     families: Mutex<Vec<Registered>>,
-    collectors: Mutex<Vec<Arc<dyn Collector>>>,
     last_size: AtomicUsize,
+    /// prometheus-client registries exposed beside the families.
+    #[cfg(feature = "prometheus-client")]
+    foreign: crate::foreign::Foreign,
 }
 
 /// The registry, naming scheme and bounds of one service: cheap to clone,
@@ -570,11 +680,17 @@ impl Telemetry {
         self.inner.tenants.resolve(raw)
     }
 
-    /// Like [`tenant`](Telemetry::tenant) but reports an invalid id instead
-    /// of mapping it to `__unknown__`.
-    pub fn try_tenant(&self, raw: &str) -> Result<Tenant, InvalidTenant> {
-        Tenant::validate(raw)?;
-        Ok(self.inner.tenants.resolve(raw))
+    /// Like [`tenant`](Telemetry::tenant) but says why an id did not get
+    /// its own label: invalid, past the tenant bound, or not allowed.
+    pub fn try_tenant(&self, raw: &str) -> Result<Tenant, TenantError> {
+        self.inner.tenants.try_resolve(raw)
+    }
+
+    /// A tenant of another `Telemetry`, admitted here explicitly (bounded
+    /// by this telemetry's policy). Recording with a foreign tenant
+    /// without adopting it records under `__unknown__`.
+    pub fn adopt(&self, tenant: &Tenant) -> Tenant {
+        self.inner.tenants.adopt(tenant)
     }
 
     /// The naming scheme integrations use.
@@ -582,7 +698,31 @@ impl Telemetry {
         self.inner.naming
     }
 
-    /// The default histogram buckets for the family `name` (without prefix).
+    /// The span running now, from the trace context hook (default: the
+    /// request scope's span).
+    #[inline]
+    pub fn current_span(&self) -> Option<SpanContext> {
+        match &self.inner.trace {
+            None => ScopeTraceContext.current(),
+            Some(context) => context.current(),
+        }
+    }
+
+    /// The exemplar of the span running now: its ids when it is sampled.
+    #[inline]
+    pub fn current_trace(&self) -> Option<TraceRef> {
+        self.current_span()?.exemplar()
+    }
+
+    /// Whether a custom trace context hook is set (else the request
+    /// scope's span is the trace context).
+    #[inline]
+    pub fn has_trace_context_hook(&self) -> bool {
+        self.inner.trace.is_some()
+    }
+
+    /// The default histogram buckets for the family `name` (without
+    /// prefix; counters without `_total`).
     pub fn buckets_for(&self, name: &str) -> &[f64] {
         self.inner
             .family_buckets
@@ -590,16 +730,114 @@ impl Telemetry {
             .unwrap_or(&self.inner.buckets)
     }
 
-    /// A guard bounding the values of `label` of `metric` to `limit`; past
-    /// it, values become `__other__` and count in
+    /// A guard bounding one open label of a declared family: its bound is
+    /// the one configured with
+    /// [`with_label_bound`](TelemetryBuilder::with_label_bound), else the
+    /// declaration's. Past it, values become `__other__` and count in
     /// `plimsoll_cardinality_overflow_total{metric, label}`.
-    pub fn label_guard(&self, metric: &str, label: &str, limit: usize) -> LabelGuard {
+    pub fn label_guard(
+        &self,
+        family: &FamilyDecl,
+        label: &str,
+    ) -> Result<LabelGuard, RegisterError> {
+        let name = family.name_for(self.inner.naming);
+        let not_open = || RegisterError::NotAnOpenLabel {
+            metric: name.to_string(),
+            label: label.to_string(),
+            open: family
+                .labels()
+                .iter()
+                .filter(|l| matches!(l.bound(), Bound::Open(_)))
+                .map(|l| l.name())
+                .collect(),
+        };
+        let decl = family.label(label).ok_or_else(not_open)?;
+        let Bound::Open(default) = decl.bound() else {
+            return Err(not_open());
+        };
+        let limit = self
+            .inner
+            .label_bounds
+            .get(&(family.key(), label.to_string()))
+            .copied()
+            .unwrap_or(default);
+        self.bounded_label(name, decl.name_for(self.inner.naming), limit)
+    }
+
+    /// A guard bounding the values of `label` of `metric` (a name without
+    /// prefix) to `limit`, for families registered by name. Prefer
+    /// [`label_guard`](Telemetry::label_guard) with a declaration.
+    pub fn bounded_label(
+        &self,
+        metric: &str,
+        label: &str,
+        limit: usize,
+    ) -> Result<LabelGuard, RegisterError> {
+        if limit == 0 {
+            return Err(RegisterError::ZeroBound {
+                metric: metric.to_string(),
+                label: label.to_string(),
+            });
+        }
         let counter = OverflowCounter::new(
             &self.inner.overflow,
             &format!("{}{metric}", self.inner.prefix),
             label,
+            limit,
         );
-        LabelGuard::new(limit.max(1), counter)
+        Ok(LabelGuard::new(limit, counter))
+    }
+
+    /// Registers (or returns the already registered) family of a
+    /// declaration, under this telemetry's naming scheme:
+    /// `let duration: Histogram<MyLabels> = telemetry.declare(&MY_DECL)?;`.
+    ///
+    /// The label set's names must be the declaration's labels (catalogue
+    /// names, in order); under [`Naming::OpenTelemetry`] the series carry
+    /// the declared OpenTelemetry names.
+    pub fn declare<T: Declared>(&self, family: &FamilyDecl) -> Result<T, RegisterError> {
+        T::declare(self, family)
+    }
+
+    /// Like [`declare`](Telemetry::declare) for a histogram, with buckets
+    /// chosen by the caller (a layer builder's `with_buckets`).
+    pub fn declare_with_buckets<L: LabelSet>(
+        &self,
+        family: &FamilyDecl,
+        buckets: Vec<f64>,
+    ) -> Result<Histogram<L>, RegisterError> {
+        let labels = self.check_decl::<L>(family, MetricKind::Histogram)?;
+        self.histogram_named(self.decl_opts(family).with_buckets(buckets), labels)
+    }
+
+    /// Checks a declaration against a label set and a type; returns the
+    /// label names to write under the naming scheme.
+    fn check_decl<L: LabelSet>(
+        &self,
+        family: &FamilyDecl,
+        kind: MetricKind,
+    ) -> Result<Box<[&'static str]>, RegisterError> {
+        let name = family.name_for(self.inner.naming);
+        if family.kind() != kind {
+            return Err(RegisterError::KindMismatch {
+                metric: name.to_string(),
+                declared: family.kind(),
+                registered: kind,
+            });
+        }
+        let declared: Vec<&'static str> = family.labels().iter().map(|l| l.name()).collect();
+        if declared != L::NAMES {
+            return Err(RegisterError::LabelMismatch {
+                metric: name.to_string(),
+                declared,
+                label_set: L::NAMES.to_vec(),
+            });
+        }
+        Ok(family
+            .labels()
+            .iter()
+            .map(|l| l.name_for(self.inner.naming))
+            .collect())
     }
 
     /// Registers (or returns the already registered) counter `name`, which
@@ -614,13 +852,22 @@ impl Telemetry {
 
     /// Registers a counter with options.
     pub fn counter_with<L: LabelSet>(&self, opts: MetricOpts) -> Result<Counter<L>, RegisterError> {
+        self.counter_named(opts, L::NAMES.into())
+    }
+
+    fn counter_named<L: LabelSet>(
+        &self,
+        opts: MetricOpts,
+        labels: Box<[&'static str]>,
+    ) -> Result<Counter<L>, RegisterError> {
         let base = opts
             .name
             .strip_suffix("_total")
             .unwrap_or(&opts.name)
             .to_string();
         let exposed = format!("{base}_total");
-        let family = self.register::<L, CounterCell>(base, exposed, opts, Shape::default())?;
+        let family =
+            self.register::<L, CounterCell>(base, exposed, opts, labels, Shape::default())?;
         Ok(Counter { family })
     }
 
@@ -631,8 +878,17 @@ impl Telemetry {
 
     /// Registers a gauge with options.
     pub fn gauge_with<L: LabelSet>(&self, opts: MetricOpts) -> Result<Gauge<L>, RegisterError> {
+        self.gauge_named(opts, L::NAMES.into())
+    }
+
+    fn gauge_named<L: LabelSet>(
+        &self,
+        opts: MetricOpts,
+        labels: Box<[&'static str]>,
+    ) -> Result<Gauge<L>, RegisterError> {
         let name = opts.name.clone();
-        let family = self.register::<L, GaugeCell>(name.clone(), name, opts, Shape::default())?;
+        let family =
+            self.register::<L, GaugeCell>(name.clone(), name, opts, labels, Shape::default())?;
         Ok(Gauge { family })
     }
 
@@ -651,6 +907,14 @@ impl Telemetry {
         &self,
         opts: MetricOpts,
     ) -> Result<Histogram<L>, RegisterError> {
+        self.histogram_named(opts, L::NAMES.into())
+    }
+
+    fn histogram_named<L: LabelSet>(
+        &self,
+        opts: MetricOpts,
+        labels: Box<[&'static str]>,
+    ) -> Result<Histogram<L>, RegisterError> {
         let bounds = match &opts.buckets {
             Some(b) if valid_buckets(b) => b.clone(),
             Some(b) => {
@@ -661,7 +925,7 @@ impl Telemetry {
             }
             None => self.buckets_for(&opts.name).to_vec(),
         };
-        if L::NAMES.contains(&"le") {
+        if labels.contains(&"le") {
             return Err(RegisterError::ReservedLabel {
                 metric: opts.name.clone(),
                 label: "le".into(),
@@ -679,30 +943,28 @@ impl Telemetry {
             le,
         };
         let name = opts.name.clone();
-        let family = self.register::<L, HistogramCell>(name.clone(), name, opts, shape)?;
+        let family = self.register::<L, HistogramCell>(name.clone(), name, opts, labels, shape)?;
         Ok(Histogram { family })
     }
 
-    fn register<L: LabelSet, C: Cell>(
+    /// Validates a family's name and label names (not yet registered).
+    pub(crate) fn check_names(
         &self,
-        name: String,
-        exposed: String,
-        opts: MetricOpts,
-        shape: Shape,
-    ) -> Result<Arc<Family<L, C>>, RegisterError> {
-        let metric = &opts.name;
-        if !valid_metric_name(&name) {
-            return Err(RegisterError::InvalidName(metric.clone()));
+        metric: &str,
+        labels: &[&'static str],
+    ) -> Result<(), RegisterError> {
+        if !valid_metric_name(metric) {
+            return Err(RegisterError::InvalidName(metric.to_string()));
         }
-        for (i, label) in L::NAMES.iter().enumerate() {
+        for (i, label) in labels.iter().enumerate() {
             let err = |reason| RegisterError::ReservedLabel {
-                metric: metric.clone(),
+                metric: metric.to_string(),
                 label: label.to_string(),
                 reason,
             };
             if !valid_label_name(label) {
                 return Err(RegisterError::InvalidLabelName {
-                    metric: metric.clone(),
+                    metric: metric.to_string(),
                     label: label.to_string(),
                 });
             }
@@ -715,16 +977,32 @@ impl Telemetry {
             if self.inner.const_names.iter().any(|c| c == label) {
                 return Err(err("it is a constant label"));
             }
-            if L::NAMES[..i].contains(label) {
+            if labels[..i].contains(label) {
                 return Err(RegisterError::DuplicateLabel {
-                    metric: metric.clone(),
+                    metric: metric.to_string(),
                     label: label.to_string(),
                 });
             }
         }
+        Ok(())
+    }
+
+    fn register<L: LabelSet, C: Cell>(
+        &self,
+        name: String,
+        exposed: String,
+        opts: MetricOpts,
+        labels: Box<[&'static str]>,
+        shape: Shape,
+    ) -> Result<Arc<Family<L, C>>, RegisterError> {
+        let metric = &opts.name;
+        if !valid_metric_name(&name) {
+            return Err(RegisterError::InvalidName(metric.clone()));
+        }
+        self.check_names(metric, &labels)?;
         let max_series = opts
             .max_series
-            .or_else(|| self.inner.family_max_series.get(&name).copied())
+            .or_else(|| self.inner.family_max_series.get(name.as_str()).copied())
             .unwrap_or(self.inner.max_series);
         if max_series == 0 {
             return Err(RegisterError::ZeroMaxSeries(metric.clone()));
@@ -740,9 +1018,14 @@ impl Telemetry {
             if existing.type_id == type_id
                 && let Ok(family) = existing.any.clone().downcast::<Family<L, C>>()
                 && family.shape.bounds == shape.bounds
+                && family.label_names == labels
             {
                 return Ok(family);
             }
+            return Err(RegisterError::Conflict(metric.clone()));
+        }
+        #[cfg(feature = "prometheus-client")]
+        if self.inner.foreign.clashes(&self.inner.prefix, &name) {
             return Err(RegisterError::Conflict(metric.clone()));
         }
         let family = Arc::new(Family::<L, C>::new(
@@ -751,6 +1034,7 @@ impl Telemetry {
                 exposed: format!("{}{exposed}", self.inner.prefix),
                 help: opts.help,
             },
+            labels,
             shape,
             max_series,
             self.inner.tenants.clone(),
@@ -763,6 +1047,24 @@ impl Telemetry {
             encode: family.clone(),
         });
         Ok(family)
+    }
+
+    /// Registers the counter of a declaration whose series are those of
+    /// `histogram` and whose values are their observation counts: a request
+    /// counter beside a latency histogram with the same labels costs nothing
+    /// more per request this way.
+    pub fn declare_count_view<L: LabelSet>(
+        &self,
+        family: &FamilyDecl,
+        histogram: &Histogram<L>,
+    ) -> Result<(), RegisterError> {
+        let labels = self.check_decl::<L>(family, MetricKind::Counter)?;
+        if labels != histogram.family.label_names {
+            return Err(RegisterError::Conflict(
+                family.name_for(self.inner.naming).to_string(),
+            ));
+        }
+        self.register_count_view(family.name_for(self.inner.naming), family.help(), histogram)
     }
 
     /// Registers a counter `name` (with or without `_total`) whose series are
@@ -795,6 +1097,10 @@ impl Telemetry {
                 _ => Err(RegisterError::Conflict(name.to_string())),
             };
         }
+        #[cfg(feature = "prometheus-client")]
+        if self.inner.foreign.clashes(&self.inner.prefix, &base) {
+            return Err(RegisterError::Conflict(name.to_string()));
+        }
         let view = Arc::new(crate::metrics::CountView {
             histogram: histogram.family.clone(),
             meta: Meta {
@@ -812,16 +1118,173 @@ impl Telemetry {
         Ok(())
     }
 
-    /// Adds a collector whose metrics are written at every scrape.
-    pub fn register_collector(&self, collector: impl Collector) {
-        self.inner
-            .collectors
+    /// Registers a family whose values are computed at each scrape by
+    /// `collect`; see [`ScrapeWriter`](crate::ScrapeWriter). Its name is
+    /// checked against every registered family, under the naming scheme.
+    pub fn declare_scraped<L: LabelSet>(
+        &self,
+        family: &FamilyDecl,
+        collect: impl Fn(&mut crate::ScrapeWriter<'_, L>) + Send + Sync + 'static,
+    ) -> Result<(), RegisterError> {
+        let labels = self.check_decl::<L>(family, family.kind())?;
+        let opts = self.decl_opts(family);
+        let exposed = family.name_for(self.inner.naming);
+        let name = crate::family::base_name(exposed, family.kind()).to_string();
+        self.check_names(&name, &labels)?;
+        let shape = match family.kind() {
+            MetricKind::Histogram => {
+                let bounds = opts.buckets.clone().unwrap_or_default();
+                if !valid_buckets(&bounds) {
+                    return Err(RegisterError::InvalidBuckets {
+                        metric: exposed.to_string(),
+                        buckets: bounds,
+                    });
+                }
+                if labels.contains(&"le") {
+                    return Err(RegisterError::ReservedLabel {
+                        metric: exposed.to_string(),
+                        label: "le".into(),
+                        reason: "histograms use it for bucket bounds",
+                    });
+                }
+                let le = bounds
+                    .iter()
+                    .copied()
+                    .chain([f64::INFINITY])
+                    .map(bucket_label)
+                    .collect();
+                Shape {
+                    bounds: bounds.into(),
+                    le,
+                }
+            }
+            _ => Shape::default(),
+        };
+        let scraped = Arc::new(crate::scrape::ScrapedFamily::<L> {
+            meta: Meta {
+                name: name.clone(),
+                exposed: format!("{}{exposed}", self.inner.prefix),
+                help: family.help().to_string(),
+            },
+            kind: family.kind(),
+            label_names: labels,
+            shape,
+            max_series: opts.max_series.unwrap_or(self.inner.max_series),
+            tenants: self.inner.tenants.clone(),
+            overflow_family: self.inner.overflow.clone(),
+            series_overflow: Default::default(),
+            tenant_overflow: Default::default(),
+            collect: Box::new(collect),
+        });
+        let mut families = self
+            .inner
+            .families
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(collector));
+            .unwrap_or_else(|e| e.into_inner());
+        if families.iter().any(|f| f.name == name) {
+            return Err(RegisterError::Conflict(exposed.to_string()));
+        }
+        #[cfg(feature = "prometheus-client")]
+        if self.inner.foreign.clashes(&self.inner.prefix, &name) {
+            return Err(RegisterError::Conflict(exposed.to_string()));
+        }
+        families.push(Registered {
+            name,
+            type_id: TypeId::of::<crate::scrape::ScrapedFamily<L>>(),
+            any: scraped.clone(),
+            encode: scraped,
+        });
+        Ok(())
     }
 
-    /// The number of series across all registered families (collectors not counted).
+    /// Exposes a [prometheus-client] registry through this telemetry's
+    /// `/metrics`, in both formats, from the next scrape on. Metric handles
+    /// cloned before keep recording into it; register everything before
+    /// handing it over.
+    ///
+    /// Every foreign sample gets `tenant_id="__system__"` first (foreign
+    /// metrics belong to no tenant) and the constant labels last, as
+    /// plimsoll's own series. A foreign label named `tenant_id` or like a
+    /// constant label is renamed `exported_<name>`, as Prometheus does on
+    /// such clashes. The prefix is not applied: these are the other library's
+    /// names, which its dashboards and alerts query as it spells them. In
+    /// Prometheus text 0.0.4, `# UNIT`, `_created` samples and exemplars are
+    /// dropped, `info` becomes a gauge named `<name>_info`, `stateset` a
+    /// gauge, `unknown` `untyped`, and `gaugehistogram` an untyped
+    /// `<name>_bucket` with `<name>_gcount` and `<name>_gsum` gauges (what
+    /// `promtool check metrics` accepts). The deployment guide has the details.
+    ///
+    /// A family of the registry whose name or sample names clash with a
+    /// plimsoll family's (its name with the prefix, and that name with
+    /// `_total`, `_created`, `_bucket`, `_count` or `_sum`, whatever its
+    /// type), with an earlier registry's or with another of its own is
+    /// refused, and so is, later, a plimsoll family that clashes with the
+    /// registry's. A family that a prometheus-client collector starts writing
+    /// later and that clashes is left out of scrapes, with a `tracing`
+    /// warning the first time.
+    ///
+    /// # Errors
+    ///
+    /// Nothing is registered when one of the registry's families
+    /// - clashes as above, or has a sample its type does not allow:
+    ///   [`RegisterError::Conflict`] naming the family (or sample);
+    /// - has an invalid name, or a sample an invalid or repeated label name:
+    ///   [`RegisterError::InvalidName`], [`RegisterError::InvalidLabelName`],
+    ///   [`RegisterError::DuplicateLabel`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use plimsoll_core::{Format, RegisterError, Telemetry};
+    /// use prometheus_client::metrics::counter::Counter;
+    /// use prometheus_client::registry::Registry;
+    ///
+    /// let telemetry = Telemetry::builder()
+    ///     .with_prefix("shop")
+    ///     .with_const_label("service", "orders")
+    ///     .with_process_metrics(false)
+    ///     .build()?;
+    ///
+    /// // A client library's own metrics, on prometheus-client.
+    /// let mut registry = Registry::default();
+    /// let retries: Counter = Counter::default();
+    /// registry.register("payment_retries", "Retries of payment calls", retries.clone());
+    /// telemetry.register_prometheus_client(registry)?;
+    /// retries.inc();
+    ///
+    /// let body = telemetry.encode(Format::Prometheus);
+    /// assert!(body.contains("# TYPE payment_retries_total counter\n"));
+    /// assert!(body.contains(
+    ///     "payment_retries_total{tenant_id=\"__system__\",service=\"orders\"} 1\n"
+    /// ));
+    ///
+    /// // A family named like one of plimsoll's is refused, and nothing of its registry is added.
+    /// telemetry.counter::<()>("orders_placed", "Orders placed.")?;
+    /// let mut clashing = Registry::default();
+    /// clashing.register("shop_orders_placed", "Orders", Counter::<u64>::default());
+    /// assert_eq!(
+    ///     telemetry.register_prometheus_client(clashing),
+    ///     Err(RegisterError::Conflict("shop_orders_placed".into()))
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [prometheus-client]: https://docs.rs/prometheus-client
+    #[cfg(feature = "prometheus-client")]
+    pub fn register_prometheus_client(
+        &self,
+        registry: prometheus_client::registry::Registry,
+    ) -> Result<(), RegisterError> {
+        let candidate = crate::foreign::Candidate::new(registry)?;
+        let inner = &*self.inner;
+        let families = inner.families.lock().unwrap_or_else(|e| e.into_inner());
+        let build_info = inner.build_info.as_ref().map(|_| names::BUILD_INFO);
+        let plimsoll = families.iter().map(|f| f.name.as_str()).chain(build_info);
+        inner.foreign.add(candidate, &inner.prefix, plimsoll)
+    }
+
+    /// The number of series across all registered families (scrape-time
+    /// families not counted).
     pub fn series_count(&self) -> usize {
         let families = self
             .inner
@@ -864,12 +1327,6 @@ impl Telemetry {
             .iter()
             .map(|f| f.encode.clone())
             .collect();
-        let collectors = self
-            .inner
-            .collectors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         let mut enc = Encoder {
             out,
             format,
@@ -890,13 +1347,8 @@ impl Telemetry {
         for family in &families {
             family.encode(&mut enc);
         }
-        let mut writer = MetricWriter {
-            enc: &mut enc,
-            labels: String::new(),
-        };
-        for collector in &collectors {
-            collector.collect(&mut writer);
-        }
+        #[cfg(feature = "prometheus-client")]
+        self.inner.foreign.encode(&mut enc);
         self.inner.overflow.encode(&mut enc);
         if format == Format::OpenMetrics {
             enc.out.push_str("# EOF\n");
@@ -914,6 +1366,54 @@ impl Telemetry {
         crate::testing::Scrape::parse(&body).unwrap_or_else(|e| {
             panic!("plimsoll produced an exposition it cannot parse: {e}\n{body}")
         })
+    }
+}
+
+/// A family type that can be registered from a [`FamilyDecl`] with
+/// [`Telemetry::declare`]: [`Counter`], [`Gauge`] and [`Histogram`].
+pub trait Declared: Sized {
+    /// Registers the family of `decl` on `telemetry`.
+    fn declare(telemetry: &Telemetry, decl: &FamilyDecl) -> Result<Self, RegisterError>;
+}
+
+impl<L: LabelSet> Declared for Counter<L> {
+    fn declare(t: &Telemetry, decl: &FamilyDecl) -> Result<Self, RegisterError> {
+        let labels = t.check_decl::<L>(decl, MetricKind::Counter)?;
+        let opts = t.decl_opts(decl);
+        t.counter_named(opts, labels)
+    }
+}
+
+impl<L: LabelSet> Declared for Gauge<L> {
+    fn declare(t: &Telemetry, decl: &FamilyDecl) -> Result<Self, RegisterError> {
+        let labels = t.check_decl::<L>(decl, MetricKind::Gauge)?;
+        let opts = t.decl_opts(decl);
+        t.gauge_named(opts, labels)
+    }
+}
+
+impl<L: LabelSet> Declared for Histogram<L> {
+    fn declare(t: &Telemetry, decl: &FamilyDecl) -> Result<Self, RegisterError> {
+        let labels = t.check_decl::<L>(decl, MetricKind::Histogram)?;
+        t.histogram_named(t.decl_opts(decl), labels)
+    }
+}
+
+impl Telemetry {
+    /// The options of a declared family under the naming scheme: its
+    /// buckets (configured for it, else declared, else the default) and
+    /// its series bound.
+    fn decl_opts(&self, decl: &FamilyDecl) -> MetricOpts {
+        let mut opts = MetricOpts::new(decl.name_for(self.inner.naming), decl.help());
+        opts.buckets = self
+            .inner
+            .family_buckets
+            .get(decl.key())
+            .cloned()
+            .or_else(|| decl.buckets().map(<[f64]>::to_vec))
+            .or_else(|| Some(self.inner.buckets.clone()));
+        opts.max_series = self.inner.family_max_series.get(decl.key()).copied();
+        opts
     }
 }
 

@@ -203,14 +203,42 @@ pub enum InvalidTenant {
     ReservedPrefix,
 }
 
+/// Why [`Telemetry::try_tenant`](crate::Telemetry::try_tenant) did not
+/// give an id its own label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TenantError {
+    /// The id is not a valid tenant id (it would be `__unknown__`).
+    #[error(transparent)]
+    Invalid(#[from] InvalidTenant),
+    /// The id is valid but the bound on distinct tenants is reached (it
+    /// would be `__other__`).
+    #[error("tenant {id:?} is past the bound of {limit} distinct tenants")]
+    BoundReached {
+        /// The id.
+        id: String,
+        /// The bound.
+        limit: usize,
+    },
+    /// The id is valid but not in the allow-list (it would be `__other__`).
+    #[error("tenant {id:?} is not in the allow-list")]
+    NotAllowed {
+        /// The id.
+        id: String,
+    },
+}
+
 static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The tenants admitted by one `Telemetry`.
 #[derive(Debug)]
 pub(crate) struct TenantRegistry {
     id: u64,
+    limit: usize,
     admitted: BoundedSet,
     allowed: Option<BoundedSet>,
+    /// Whether a foreign tenant was seen (warned about once).
+    foreign_seen: std::sync::atomic::AtomicBool,
 }
 
 impl TenantRegistry {
@@ -224,8 +252,10 @@ impl TenantRegistry {
         });
         Self {
             id: NEXT_REGISTRY_ID.fetch_add(1, Ordering::Relaxed),
+            limit: max_tenants,
             admitted: BoundedSet::new(max_tenants),
             allowed,
+            foreign_seen: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -235,6 +265,37 @@ impl TenantRegistry {
             return Tenant::unknown();
         }
         self.admit(raw)
+    }
+
+    /// Like `resolve`, saying why an id did not get its own label.
+    pub(crate) fn try_resolve(&self, raw: &str) -> Result<Tenant, TenantError> {
+        Tenant::validate(raw)?;
+        let tenant = self.admit(raw);
+        if !tenant.is_overflow() {
+            return Ok(tenant);
+        }
+        Err(match &self.allowed {
+            Some(allowed) if allowed.get(raw).is_none() => {
+                TenantError::NotAllowed { id: raw.into() }
+            }
+            _ => TenantError::BoundReached {
+                id: raw.into(),
+                limit: self.limit,
+            },
+        })
+    }
+
+    /// The bound on distinct tenants.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A tenant of any registry, admitted here.
+    pub(crate) fn adopt(&self, tenant: &Tenant) -> Tenant {
+        match tenant.state {
+            TenantState::Admitted(id) if id != self.id => self.admit(tenant.as_str()),
+            _ => tenant.clone(),
+        }
     }
 
     /// Like `resolve`, for a value that is known to be valid.
@@ -267,15 +328,29 @@ impl TenantRegistry {
         }
     }
 
-    /// Returns `tenant` as this registry would label it: a tenant admitted by
-    /// another `Telemetry` is admitted here again.
+    /// Returns `tenant` as this registry labels it: a tenant admitted by
+    /// another `Telemetry` is refused (`__unknown__`, with one warning per
+    /// registry); [`adopt`](TenantRegistry::adopt) admits one explicitly.
     #[inline]
     pub(crate) fn rebind<'a>(&self, tenant: &'a Tenant) -> std::borrow::Cow<'a, Tenant> {
         match tenant.state {
             TenantState::Admitted(id) if id != self.id => {
-                std::borrow::Cow::Owned(self.admit(tenant.as_str()))
+                self.foreign(tenant);
+                std::borrow::Cow::Owned(Tenant::unknown())
             }
             _ => std::borrow::Cow::Borrowed(tenant),
+        }
+    }
+
+    #[cold]
+    fn foreign(&self, tenant: &Tenant) {
+        if !self.foreign_seen.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "plimsoll",
+                tenant = tenant.as_str(),
+                "a tenant resolved by another Telemetry was recorded here; it is recorded as \
+                 __unknown__ (resolve tenants with this Telemetry, or call Telemetry::adopt)"
+            );
         }
     }
 
@@ -343,12 +418,45 @@ mod tests {
     }
 
     #[test]
-    fn rebind_readmits_foreign_tenants() {
+    fn foreign_tenants_are_refused_unless_adopted() {
         let one = TenantRegistry::new(1, None);
-        let two = TenantRegistry::new(1, None);
+        let two = TenantRegistry::new(2, None);
         let _ = two.resolve("first");
         let t = one.resolve("acme");
         assert!(matches!(one.rebind(&t), std::borrow::Cow::Borrowed(_)));
-        assert!(two.rebind(&t).is_overflow());
+        assert_eq!(two.rebind(&t).as_str(), UNKNOWN);
+        assert_eq!(two.len(), 1, "rebinding admits nothing");
+        let adopted = two.adopt(&t);
+        assert_eq!(adopted.as_str(), "acme");
+        assert!(matches!(
+            two.rebind(&adopted),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert!(two.adopt(&one.resolve("acme")).is_overflow() || two.len() == 2);
+    }
+
+    #[test]
+    fn try_resolve_tells_invalid_from_refused() {
+        let allowed = vec!["a".to_string(), "b".to_string()];
+        let registry = TenantRegistry::new(1, Some(&allowed));
+        assert_eq!(registry.try_resolve("a").unwrap().as_str(), "a");
+        assert_eq!(
+            registry.try_resolve("b"),
+            Err(TenantError::BoundReached {
+                id: "b".into(),
+                limit: 1
+            })
+        );
+        assert_eq!(
+            registry.try_resolve("zed"),
+            Err(TenantError::NotAllowed { id: "zed".into() })
+        );
+        assert_eq!(
+            registry.try_resolve("a b"),
+            Err(TenantError::Invalid(InvalidTenant::Character {
+                ch: ' ',
+                position: 1
+            }))
+        );
     }
 }

@@ -2,24 +2,29 @@
 //!
 //! [`ExternalCallLayer`] wraps any tower HTTP client (a hyper client, a
 //! tonic channel); [`ExternalCalls::time`] times any future, for SDK clients
-//! that are not tower services. `endpoint` is bounded (past the bound:
-//! `__other__`); give the layer an endpoint function that returns templates
-//! (`/v1/charges/{id}`) rather than raw paths.
+//! that are not tower services. Both time the call with the kit's
+//! [`Operation`] guard: a call dropped before it completes records as
+//! `cancelled`. The tenant is the current request's (the server layers
+//! open a request scope), unless given. `service` and `endpoint` are
+//! bounded (past the bound: `__other__`); give the layer an endpoint
+//! function that returns templates (`/v1/charges/{id}`) rather than raw
+//! paths. `status_code` is the HTTP status, or `ok`, `error`, `cancelled`
+//! for calls without one.
 //!
 //! ```
 //! use plimsoll_core::Telemetry;
+//! use plimsoll_core::classify::Outcome;
 //! use plimsoll_http::ExternalCalls;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let telemetry = Telemetry::builder().build().unwrap();
 //! let calls = ExternalCalls::new(&telemetry).unwrap();
-//! let tenant = telemetry.tenant("acme");
-//! let charged: Result<u32, String> = calls
-//!     .time(&tenant, "payments", "charge", async { Ok(42) })
-//!     .await;
+//! let charged: Result<u32, String> = calls.time("payments", "charge", async { Ok(42) }).await;
 //! assert_eq!(charged, Ok(42));
-//! assert_eq!(calls.count(&tenant, "payments", "charge", "ok"), 1);
+//! // Outside a request the tenant is `__system__`.
+//! let system = plimsoll_core::Tenant::system();
+//! assert_eq!(calls.count(&system, "payments", "charge", Outcome::Ok), 1);
 //! # }
 //! ```
 
@@ -28,96 +33,39 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use plimsoll_core::{
-    Histogram, LabelGuard, LabelKey, LabelValue, LabelValues, RegisterError, Telemetry, Tenant,
-    impl_label_set,
-};
+use plimsoll_core::classify::Outcome;
+use plimsoll_core::operation::{Completed, Operation, RecordOperation, Timed};
+use plimsoll_core::{Histogram, LabelGuard, Telemetry, Tenant, impl_label_set, label_key};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::names;
+use crate::families;
+use crate::red::HttpBuildError;
 
-/// Default bound on distinct `endpoint` values.
-pub const DEFAULT_MAX_ENDPOINTS: usize = 200;
-/// Default bound on distinct `service` values.
-pub const DEFAULT_MAX_SERVICES: usize = 100;
-
-/// The `status_code` of an outbound call.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum CallStatus {
-    /// An HTTP status code.
-    Code(u16),
-    /// A non-HTTP call that succeeded.
-    Ok,
-    /// A call that failed without a status (transport error, `Err`).
-    Error,
-    /// A call dropped before it completed.
-    Cancelled,
-}
-
-impl LabelValue for CallStatus {
-    fn write_value(&self, out: &mut LabelValues<'_>) {
-        match self {
-            CallStatus::Code(code) => code.write_value(out),
-            CallStatus::Ok => out.push("ok"),
-            CallStatus::Error => out.push("error"),
-            CallStatus::Cancelled => out.push("cancelled"),
-        }
-    }
-}
-
-impl CallStatus {
-    fn parse(label: &str) -> Self {
-        match label {
-            "ok" => CallStatus::Ok,
-            "error" => CallStatus::Error,
-            "cancelled" => CallStatus::Cancelled,
-            code => code.parse().map_or(CallStatus::Error, CallStatus::Code),
-        }
-    }
-}
+pub use crate::families::{DEFAULT_MAX_ENDPOINTS, DEFAULT_MAX_SERVICES};
 
 /// Labels of `external_api_duration_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct ExternalLabels {
-    /// The called service (`payments`).
+    /// The called service (`payments`), bounded.
     pub service: Arc<str>,
     /// The endpoint (`/v1/charges`), bounded.
     pub endpoint: Arc<str>,
-    /// The outcome.
-    pub status_code: CallStatus,
+    /// The outcome: an HTTP status, `ok`, `error`, `cancelled`.
+    pub status_code: Outcome,
 }
 impl_label_set!(ExternalLabels {
     service,
     endpoint,
     status_code
 });
-
-#[derive(Hash)]
-struct ExternalKey<'a> {
-    service: &'a str,
-    endpoint: &'a str,
-    status_code: CallStatus,
-}
-
-impl LabelKey<ExternalLabels> for ExternalKey<'_> {
-    fn matches(&self, l: &ExternalLabels) -> bool {
-        *l.service == *self.service
-            && *l.endpoint == *self.endpoint
-            && l.status_code == self.status_code
-    }
-    fn to_labels(&self) -> ExternalLabels {
-        ExternalLabels {
-            service: self.service.into(),
-            endpoint: self.endpoint.into(),
-            status_code: self.status_code,
-        }
-    }
-}
+label_key!(
+    /// The borrowed form of [`ExternalLabels`].
+    pub struct ExternalKey for ExternalLabels { service: Arc<str>, endpoint: Arc<str>, status_code: Outcome }
+);
 
 /// Records outbound calls; cheap to clone.
 #[derive(Clone, Debug)]
@@ -125,24 +73,51 @@ pub struct ExternalCalls {
     histogram: Histogram<ExternalLabels>,
     services: LabelGuard,
     endpoints: LabelGuard,
+    telemetry: Telemetry,
+}
+
+/// The labels an outbound call carries until it ends: both went through
+/// their guards already.
+#[derive(Clone, Debug)]
+pub struct CallLabels {
+    service: Arc<str>,
+    endpoint: Arc<str>,
+}
+
+impl RecordOperation for ExternalCalls {
+    type Labels = CallLabels;
+
+    fn record(&self, done: Completed<'_, CallLabels>) {
+        let key = ExternalKey {
+            service: &done.labels.service,
+            endpoint: &done.labels.endpoint,
+            status_code: done.outcome,
+        };
+        self.histogram
+            .observe_with_exemplar(done.tenant, &key, done.seconds, done.trace);
+    }
 }
 
 impl ExternalCalls {
-    /// Registers `external_api_duration_seconds` on `telemetry`.
-    pub fn new(telemetry: &Telemetry) -> Result<Self, RegisterError> {
+    /// Registers `external_api_duration_seconds` on `telemetry`, with the
+    /// bounds of `service` and `endpoint` from the telemetry (default
+    /// [`DEFAULT_MAX_SERVICES`], [`DEFAULT_MAX_ENDPOINTS`]).
+    pub fn new(telemetry: &Telemetry) -> Result<Self, HttpBuildError> {
+        let decl = &families::EXTERNAL_API_DURATION;
         Ok(Self {
-            histogram: telemetry.histogram(names::EXTERNAL_API_DURATION, names::HELP_EXTERNAL)?,
-            services: telemetry.label_guard(
-                names::EXTERNAL_API_DURATION,
-                "service",
-                DEFAULT_MAX_SERVICES,
-            ),
-            endpoints: telemetry.label_guard(
-                names::EXTERNAL_API_DURATION,
-                "endpoint",
-                DEFAULT_MAX_ENDPOINTS,
-            ),
+            histogram: telemetry.declare(decl)?,
+            services: telemetry.label_guard(decl, "service")?,
+            endpoints: telemetry.label_guard(decl, "endpoint")?,
+            telemetry: telemetry.clone(),
         })
+    }
+
+    /// The labels of a call (each admitted through its bound).
+    pub fn labels(&self, service: &str, endpoint: &str) -> CallLabels {
+        CallLabels {
+            service: self.services.admit(service),
+            endpoint: self.endpoints.admit(endpoint),
+        }
     }
 
     /// Records one call that took `seconds`.
@@ -151,121 +126,96 @@ impl ExternalCalls {
         tenant: &Tenant,
         service: &str,
         endpoint: &str,
-        status: CallStatus,
+        outcome: Outcome,
         seconds: f64,
     ) {
-        let service = self.services.admit(service);
-        let endpoint = self.endpoints.admit(endpoint);
-        self.record_admitted(tenant, &service, &endpoint, status, seconds);
-    }
-
-    /// Records with labels that went through the guards already.
-    fn record_admitted(
-        &self,
-        tenant: &Tenant,
-        service: &str,
-        endpoint: &str,
-        status: CallStatus,
-        seconds: f64,
-    ) {
+        let labels = self.labels(service, endpoint);
         let key = ExternalKey {
-            service,
-            endpoint,
-            status_code: status,
+            service: &labels.service,
+            endpoint: &labels.endpoint,
+            status_code: outcome,
         };
         self.histogram.observe(tenant, &key, seconds);
     }
 
-    /// Awaits `call` and records it: `ok` or `error` from its result, or
-    /// `cancelled` if it is dropped first.
-    pub async fn time<F>(
-        &self,
-        tenant: &Tenant,
-        service: &str,
-        endpoint: &str,
-        call: F,
-    ) -> F::Output
-    where
-        F: Future,
-        F::Output: CallOutcome,
-    {
-        let mut pending = Pending {
-            calls: self,
-            tenant,
-            service,
-            endpoint,
-            start: Instant::now(),
-            done: false,
-        };
-        let output = call.await;
-        pending.done = true;
-        self.record(
-            tenant,
-            service,
-            endpoint,
-            output.call_status(),
-            pending.start.elapsed().as_secs_f64(),
-        );
-        output
+    /// Starts timing a call for the current request's tenant.
+    pub fn start(&self, service: &str, endpoint: &str) -> Operation<ExternalCalls> {
+        Operation::start(
+            &self.telemetry,
+            self.clone(),
+            self.labels(service, endpoint),
+        )
     }
 
-    /// The number of recorded calls with these labels (`status` as written: `200`, `ok`…).
-    pub fn count(&self, tenant: &Tenant, service: &str, endpoint: &str, status: &str) -> u64 {
+    /// Awaits `call` and records it for the current request's tenant: `ok`
+    /// or `error` from its result, or `cancelled` if it is dropped first.
+    pub fn time<F, T, E>(&self, service: &str, endpoint: &str, call: F) -> TimedCall<F, T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        let classify: fn(&Result<T, E>) -> Outcome = Outcome::classify_result;
+        self.start(service, endpoint).time(call, classify)
+    }
+
+    /// The number of recorded calls with these labels.
+    pub fn count(&self, tenant: &Tenant, service: &str, endpoint: &str, outcome: Outcome) -> u64 {
         let key = ExternalKey {
             service,
             endpoint,
-            status_code: CallStatus::parse(status),
+            status_code: outcome,
         };
         self.histogram.count(tenant, &key)
     }
 }
 
-/// Records a timed call as cancelled if its future is dropped.
-struct Pending<'a> {
-    calls: &'a ExternalCalls,
-    tenant: &'a Tenant,
-    service: &'a str,
-    endpoint: &'a str,
-    start: Instant,
-    done: bool,
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.calls.record(
-                self.tenant,
-                self.service,
-                self.endpoint,
-                CallStatus::Cancelled,
-                self.start.elapsed().as_secs_f64(),
-            );
-        }
-    }
-}
-
-/// How a call's output maps to `status_code`.
-pub trait CallOutcome {
-    /// The status of this output.
-    fn call_status(&self) -> CallStatus;
-}
-
-impl<T, E> CallOutcome for Result<T, E> {
-    fn call_status(&self) -> CallStatus {
-        if self.is_ok() {
-            CallStatus::Ok
-        } else {
-            CallStatus::Error
-        }
-    }
-}
+/// The future of [`ExternalCalls::time`].
+pub type TimedCall<F, T, E> = Timed<F, ExternalCalls, fn(&Result<T, E>) -> Outcome>;
 
 /// Maps a request to its endpoint label.
 pub type EndpointFn = dyn Fn(&http::Method, &http::Uri) -> String + Send + Sync;
 
+/// Builds an [`ExternalCallLayer`].
+pub struct ExternalCallBuilder {
+    telemetry: Telemetry,
+    service: String,
+    endpoint: Option<Arc<EndpointFn>>,
+}
+
+impl fmt::Debug for ExternalCallBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExternalCallBuilder")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExternalCallBuilder {
+    /// Names the endpoint of each request (return a template, not a raw
+    /// path; default: the request path, bounded).
+    pub fn with_endpoint<F>(mut self, endpoint: F) -> Self
+    where
+        F: Fn(&http::Method, &http::Uri) -> String + Send + Sync + 'static,
+    {
+        self.endpoint = Some(Arc::new(endpoint));
+        self
+    }
+
+    /// Registers the family and builds the layer.
+    pub fn build(self) -> Result<ExternalCallLayer, HttpBuildError> {
+        let calls = ExternalCalls::new(&self.telemetry)?;
+        // Admitted once here; each call then admits only its endpoint.
+        let service = calls.services.admit(&self.service);
+        Ok(ExternalCallLayer {
+            calls,
+            service,
+            endpoint: self.endpoint,
+        })
+    }
+}
+
 /// Tower layer timing outbound HTTP calls to one service, to the response
 /// headers. The tenant is a [`Tenant`] extension on the outbound request,
-/// or `__system__`.
+/// else the current request's, else `__system__`.
 #[derive(Clone)]
 pub struct ExternalCallLayer {
     calls: ExternalCalls,
@@ -282,25 +232,13 @@ impl fmt::Debug for ExternalCallLayer {
 }
 
 impl ExternalCallLayer {
-    /// A layer for calls to `service`; endpoints default to the request path (bounded).
-    pub fn new(telemetry: &Telemetry, service: &str) -> Result<Self, RegisterError> {
-        let calls = ExternalCalls::new(telemetry)?;
-        // Admitted once here; each call then admits only its endpoint.
-        let service = calls.services.admit(service);
-        Ok(Self {
-            calls,
-            service,
+    /// A builder for calls to `service`.
+    pub fn builder(telemetry: &Telemetry, service: impl Into<String>) -> ExternalCallBuilder {
+        ExternalCallBuilder {
+            telemetry: telemetry.clone(),
+            service: service.into(),
             endpoint: None,
-        })
-    }
-
-    /// Names the endpoint of each request (return a template, not a raw path).
-    pub fn with_endpoint<F>(mut self, endpoint: F) -> Self
-    where
-        F: Fn(&http::Method, &http::Uri) -> String + Send + Sync + 'static,
-    {
-        self.endpoint = Some(Arc::new(endpoint));
-        self
+        }
     }
 }
 
@@ -329,81 +267,56 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = CallFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let endpoints = &self.layer.calls.endpoints;
-        let endpoint = match &self.layer.endpoint {
-            Some(f) => endpoints.admit(&f(req.method(), req.uri())),
-            None => endpoints.admit(req.uri().path()),
+        let layer = &self.layer;
+        let endpoint = match &layer.endpoint {
+            Some(f) => layer.calls.endpoints.admit(&f(req.method(), req.uri())),
+            None => layer.calls.endpoints.admit(req.uri().path()),
         };
-        let tenant = req
-            .extensions()
-            .get::<Tenant>()
-            .cloned()
-            .unwrap_or_else(Tenant::system);
-        CallFuture {
+        let labels = CallLabels {
+            service: layer.service.clone(),
+            endpoint,
+        };
+        let call = match req.extensions().get::<Tenant>() {
+            Some(tenant) => Operation::start_for(
+                tenant.clone(),
+                layer.calls.telemetry.current_trace(),
+                layer.calls.clone(),
+                labels,
+            ),
+            None => Operation::start(&layer.calls.telemetry, layer.calls.clone(), labels),
+        };
+        ResponseFuture {
             inner: self.inner.call(req),
-            record: Some(CallRecord {
-                calls: self.layer.calls.clone(),
-                service: self.layer.service.clone(),
-                endpoint,
-                tenant,
-                start: Instant::now(),
-            }),
+            call: Some(call),
         }
-    }
-}
-
-struct CallRecord {
-    calls: ExternalCalls,
-    /// Both labels went through their guards already.
-    service: Arc<str>,
-    endpoint: Arc<str>,
-    tenant: Tenant,
-    start: Instant,
-}
-
-impl CallRecord {
-    fn record(&self, status: CallStatus) {
-        self.calls.record_admitted(
-            &self.tenant,
-            &self.service,
-            &self.endpoint,
-            status,
-            self.start.elapsed().as_secs_f64(),
-        );
     }
 }
 
 pin_project! {
     /// Response future of [`ExternalCall`].
-    pub struct CallFuture<F> {
+    pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        record: Option<CallRecord>,
-    }
-
-    impl<F> PinnedDrop for CallFuture<F> {
-        fn drop(this: Pin<&mut Self>) {
-            if let Some(record) = this.project().record.take() {
-                record.record(CallStatus::Cancelled);
-            }
-        }
+        call: Option<Operation<ExternalCalls>>,
     }
 }
 
-impl<F> fmt::Debug for CallFuture<F> {
+impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallFuture").finish_non_exhaustive()
+        f.debug_struct("ResponseFuture")
+            .field("call", &self.call)
+            .finish_non_exhaustive()
     }
 }
 
-impl<F, B, E> Future for CallFuture<F>
+impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
@@ -412,10 +325,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let output = std::task::ready!(this.inner.poll(cx));
-        if let Some(record) = this.record.take() {
-            record.record(match &output {
-                Ok(response) => CallStatus::Code(response.status().as_u16()),
-                Err(_) => CallStatus::Error,
+        if let Some(call) = this.call.take() {
+            call.finish(match &output {
+                Ok(response) => Outcome::Http(response.status().as_u16()),
+                Err(_) => Outcome::Error("error"),
             });
         }
         Poll::Ready(output)

@@ -25,10 +25,9 @@ use plimsoll_core::{
     Gauge, GaugeSeries, LabelGuard, RegisterError, Telemetry, Tenant, impl_label_set,
 };
 
-use crate::names;
+use crate::families;
 
-/// Default bound on distinct namespaces.
-pub const DEFAULT_MAX_NAMESPACES: usize = 100;
+pub use crate::families::DEFAULT_MAX_NAMESPACES;
 
 /// Labels of `websocket_connections_active`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -46,15 +45,13 @@ pub struct ConnectionGauge {
 }
 
 impl ConnectionGauge {
-    /// Registers the gauge on `telemetry`.
+    /// Registers the gauge on `telemetry` (namespaces bounded by the
+    /// telemetry's `with_label_bound`, default [`DEFAULT_MAX_NAMESPACES`]).
     pub fn new(telemetry: &Telemetry) -> Result<Self, RegisterError> {
+        let decl = &families::WEBSOCKET_CONNECTIONS_ACTIVE;
         Ok(Self {
-            gauge: telemetry.gauge(names::WEBSOCKET_CONNECTIONS_ACTIVE, names::HELP_WEBSOCKETS)?,
-            namespaces: telemetry.label_guard(
-                names::WEBSOCKET_CONNECTIONS_ACTIVE,
-                "namespace",
-                DEFAULT_MAX_NAMESPACES,
-            ),
+            gauge: telemetry.declare(decl)?,
+            namespaces: telemetry.label_guard(decl, "namespace")?,
         })
     }
 

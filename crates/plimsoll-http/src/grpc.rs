@@ -13,74 +13,35 @@
 //! makes up never become labels; implemented methods are bounded too. A
 //! call dropped before it ends is `CANCELLED`.
 //!
-//! With tonic: `Server::builder().layer(GrpcMetricsLayer::new(&telemetry)?)`.
+//! Each call runs in a request [`Scope`] (its tenant and span), like HTTP
+//! requests; latency is timed by the kit's [`Operation`] guard.
+//!
+//! With tonic: `Server::builder().layer(GrpcMetricsLayer::builder(&telemetry).build()?)`.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use plimsoll_core::classify::{GrpcCode, Outcome};
 use plimsoll_core::names::{OTHER, UNMATCHED};
-use plimsoll_core::{
-    Counter, Histogram, LabelGuard, LabelKey, RegisterError, Telemetry, Tenant, impl_label_set,
-};
+use plimsoll_core::operation::{Completed, Operation, RecordOperation};
+use plimsoll_core::scope::{self, Scope};
+use plimsoll_core::trace::SpanContext;
+use plimsoll_core::{Counter, Histogram, LabelGuard, Telemetry, impl_label_set, label_key};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::names;
+use crate::families;
 use crate::red::HttpBuildError;
-use crate::tenant::TenantSource;
+use crate::tenant::TenantResolver;
 
-/// Default bound on distinct `service/method` pairs.
-pub const DEFAULT_MAX_METHODS: usize = 1_000;
-
-/// gRPC status code names, indexed by code.
-pub const CODE_NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
-const CANCELLED: u8 = 1;
-const UNKNOWN: u8 = 2;
-const UNIMPLEMENTED: u8 = 12;
-
-fn code_name(code: u8) -> &'static str {
-    CODE_NAMES
-        .get(usize::from(code))
-        .copied()
-        .unwrap_or("UNKNOWN")
-}
-
-/// `grpc-status` from headers or trailers; unknown values are `UNKNOWN`.
-fn grpc_status(headers: &HeaderMap) -> Option<u8> {
-    let value = headers.get("grpc-status")?;
-    let code = value.to_str().ok().and_then(|v| v.parse::<u8>().ok());
-    Some(
-        code.filter(|c| usize::from(*c) < CODE_NAMES.len())
-            .unwrap_or(UNKNOWN),
-    )
-}
+pub use crate::families::DEFAULT_MAX_METHODS;
 
 /// Labels of `grpc_server_handled_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -89,14 +50,18 @@ pub struct HandledLabels {
     pub grpc_service: Arc<str>,
     /// Method (`GetOrder`).
     pub grpc_method: Arc<str>,
-    /// Status code name (`OK`, `NOT_FOUND`…).
-    pub grpc_code: &'static str,
+    /// The status code.
+    pub grpc_code: GrpcCode,
 }
 impl_label_set!(HandledLabels {
     grpc_service,
     grpc_method,
     grpc_code
 });
+label_key!(
+    /// The borrowed form of [`HandledLabels`].
+    pub struct HandledKey for HandledLabels { grpc_service: Arc<str>, grpc_method: Arc<str>, grpc_code: GrpcCode }
+);
 
 /// Labels of `grpc_server_handling_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -110,52 +75,24 @@ impl_label_set!(MethodLabels {
     grpc_service,
     grpc_method
 });
+label_key!(
+    /// The borrowed form of [`MethodLabels`].
+    pub struct MethodKey for MethodLabels { grpc_service: Arc<str>, grpc_method: Arc<str> }
+);
 
-#[derive(Hash)]
-struct HandledKey<'a> {
-    grpc_service: &'a str,
-    grpc_method: &'a str,
-    grpc_code: &'static str,
-}
-
-impl LabelKey<HandledLabels> for HandledKey<'_> {
-    fn matches(&self, l: &HandledLabels) -> bool {
-        *l.grpc_service == *self.grpc_service
-            && *l.grpc_method == *self.grpc_method
-            && l.grpc_code == self.grpc_code
-    }
-    fn to_labels(&self) -> HandledLabels {
-        HandledLabels {
-            grpc_service: self.grpc_service.into(),
-            grpc_method: self.grpc_method.into(),
-            grpc_code: self.grpc_code,
-        }
-    }
-}
-
-#[derive(Hash)]
-struct MethodKey<'a> {
-    grpc_service: &'a str,
-    grpc_method: &'a str,
-}
-
-impl LabelKey<MethodLabels> for MethodKey<'_> {
-    fn matches(&self, l: &MethodLabels) -> bool {
-        *l.grpc_service == *self.grpc_service && *l.grpc_method == *self.grpc_method
-    }
-    fn to_labels(&self) -> MethodLabels {
-        MethodLabels {
-            grpc_service: self.grpc_service.into(),
-            grpc_method: self.grpc_method.into(),
-        }
-    }
+/// `grpc-status` from headers or trailers.
+fn grpc_status(headers: &http::HeaderMap) -> Option<GrpcCode> {
+    Some(GrpcCode::from_header(
+        headers.get("grpc-status")?.as_bytes(),
+    ))
 }
 
 struct GrpcShared {
     handled: Counter<HandledLabels>,
     handling: Histogram<MethodLabels>,
-    tenants: TenantSource,
+    tenants: TenantResolver,
     methods: LabelGuard,
+    telemetry: Telemetry,
 }
 
 impl fmt::Debug for GrpcShared {
@@ -166,39 +103,122 @@ impl fmt::Debug for GrpcShared {
     }
 }
 
-impl GrpcShared {
-    fn record(&self, tenant: &Tenant, path: Option<&PathAndQuery>, code: u8, seconds: f64) {
+/// Records finished calls; the operation carries the call's path.
+#[derive(Clone, Debug)]
+struct Calls(Arc<GrpcShared>);
+
+impl RecordOperation for Calls {
+    type Labels = Option<PathAndQuery>;
+
+    fn record(&self, done: Completed<'_, Option<PathAndQuery>>) {
+        let code = match done.outcome {
+            Outcome::Grpc(code) => code,
+            Outcome::Cancelled => GrpcCode::Cancelled,
+            Outcome::Timeout => GrpcCode::DeadlineExceeded,
+            _ => GrpcCode::Unknown,
+        };
+        let shared = &self.0;
         let admitted;
-        let (service, method) = if code == UNIMPLEMENTED {
+        let (service, method) = if code == GrpcCode::Unimplemented {
             (UNMATCHED, UNMATCHED)
         } else {
-            match path
+            match done
+                .labels
+                .as_ref()
                 .and_then(|p| p.path().strip_prefix('/'))
                 .filter(|p| p.contains('/'))
             {
                 None => (UNMATCHED, UNMATCHED),
                 Some(full) => {
-                    admitted = self.methods.admit(full);
+                    admitted = shared.methods.admit(full);
                     admitted.split_once('/').unwrap_or((OTHER, OTHER))
                 }
             }
         };
-        self.handled.inc(
-            tenant,
+        shared.handled.inc(
+            done.tenant,
             &HandledKey {
                 grpc_service: service,
                 grpc_method: method,
-                grpc_code: code_name(code),
+                grpc_code: code,
             },
         );
-        self.handling.observe(
-            tenant,
+        shared.handling.observe_with_exemplar(
+            done.tenant,
             &MethodKey {
                 grpc_service: service,
                 grpc_method: method,
             },
-            seconds,
+            done.seconds,
+            done.trace,
         );
+    }
+}
+
+/// Builds a [`GrpcMetricsLayer`].
+#[derive(Debug)]
+pub struct GrpcMetricsBuilder {
+    telemetry: Telemetry,
+    tenant_header: Option<String>,
+    max_methods: Option<usize>,
+    buckets: Option<Vec<f64>>,
+}
+
+impl GrpcMetricsBuilder {
+    /// Also reads the tenant from this metadata key (validated and bounded).
+    pub fn with_tenant_header(mut self, name: impl Into<String>) -> Self {
+        self.tenant_header = Some(name.into());
+        self
+    }
+
+    /// Bound on distinct `service/method` pairs (default
+    /// [`DEFAULT_MAX_METHODS`], or the telemetry's `with_label_bound` for
+    /// `grpc_method`).
+    pub fn with_max_methods(mut self, max: usize) -> Self {
+        self.max_methods = Some(max);
+        self
+    }
+
+    /// Latency buckets (default: the telemetry's for `grpc_server_handling_seconds`).
+    pub fn with_buckets(mut self, buckets: Vec<f64>) -> Self {
+        self.buckets = Some(buckets);
+        self
+    }
+
+    /// Registers the families and builds the layer.
+    pub fn build(self) -> Result<GrpcMetricsLayer, HttpBuildError> {
+        let telemetry = self.telemetry;
+        let mut tenants = TenantResolver::new(&telemetry);
+        if let Some(header) = &self.tenant_header {
+            tenants = tenants.with_header(header)?;
+        }
+        if self.max_methods == Some(0) {
+            return Err(HttpBuildError::ZeroLimit {
+                field: "max_methods",
+            });
+        }
+        crate::red::check_buckets("buckets", &self.buckets)?;
+        let methods = match self.max_methods {
+            Some(max) => telemetry.bounded_label(
+                families::GRPC_SERVER_HANDLED.name_for(telemetry.naming()),
+                "grpc_service,grpc_method",
+                max,
+            )?,
+            None => telemetry.label_guard(&families::GRPC_SERVER_HANDLED, "grpc_method")?,
+        };
+        let handling = match self.buckets {
+            None => telemetry.declare(&families::GRPC_SERVER_HANDLING)?,
+            Some(b) => telemetry.declare_with_buckets(&families::GRPC_SERVER_HANDLING, b)?,
+        };
+        Ok(GrpcMetricsLayer {
+            shared: Arc::new(GrpcShared {
+                handled: telemetry.declare(&families::GRPC_SERVER_HANDLED)?,
+                handling,
+                tenants,
+                methods,
+                telemetry,
+            }),
+        })
     }
 }
 
@@ -209,41 +229,14 @@ pub struct GrpcMetricsLayer {
 }
 
 impl GrpcMetricsLayer {
-    /// A layer recording into `telemetry`; tenants from the [`Tenant`] extension only.
-    pub fn new(telemetry: &Telemetry) -> Result<Self, RegisterError> {
-        Ok(Self {
-            shared: Arc::new(GrpcShared {
-                handled: telemetry.counter(names::GRPC_SERVER_HANDLED, names::HELP_GRPC_HANDLED)?,
-                handling: telemetry
-                    .histogram(names::GRPC_SERVER_HANDLING, names::HELP_GRPC_HANDLING)?,
-                tenants: TenantSource::new(telemetry),
-                methods: telemetry.label_guard(
-                    names::GRPC_SERVER_HANDLED,
-                    "grpc_service,grpc_method",
-                    DEFAULT_MAX_METHODS,
-                ),
-            }),
-        })
-    }
-
-    /// Also reads the tenant from this metadata key (validated and bounded).
-    pub fn with_tenant_header(self, name: &str) -> Result<Self, HttpBuildError> {
-        let header =
-            http::HeaderName::try_from(name).map_err(|_| HttpBuildError::InvalidHeader {
-                field: "tenant_header",
-                value: name.to_string(),
-            })?;
-        let old = &self.shared;
-        let mut tenants = old.tenants.clone();
-        tenants.header = Some(header);
-        Ok(Self {
-            shared: Arc::new(GrpcShared {
-                handled: old.handled.clone(),
-                handling: old.handling.clone(),
-                tenants,
-                methods: old.methods.clone(),
-            }),
-        })
+    /// A builder for a layer recording into `telemetry`.
+    pub fn builder(telemetry: &Telemetry) -> GrpcMetricsBuilder {
+        GrpcMetricsBuilder {
+            telemetry: telemetry.clone(),
+            tenant_header: None,
+            max_methods: None,
+            buckets: None,
+        }
     }
 }
 
@@ -266,116 +259,92 @@ pub struct GrpcMetrics<S> {
 
 crate::inner_access!(GrpcMetrics);
 
+/// The W3C trace context header.
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
 impl<S, ReqB, ResB> Service<Request<ReqB>> for GrpcMetrics<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     ResB: Body,
 {
-    type Response = Response<GrpcBody<ResB>>;
+    type Response = Response<ResponseBody<ResB>>;
     type Error = S::Error;
-    type Future = GrpcFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let guard = CallGuard {
-            shared: self.shared.clone(),
-            tenant: self.shared.tenants.resolve(req.headers(), req.extensions()),
-            path: req.uri().path_and_query().cloned(),
-            start: Instant::now(),
-            code: None,
-            done: false,
+        let shared = &self.shared;
+        let tenant = shared.tenants.resolve(req.headers(), req.extensions());
+        let span = crate::tenant::header(req.headers(), &TRACEPARENT)
+            .and_then(|v| SpanContext::from_traceparent(v.as_bytes()));
+        let mut scope = Scope::new(tenant.clone()).with_span(span);
+        let trace = if shared.telemetry.has_trace_context_hook() {
+            scope.enter(|| shared.telemetry.current_trace())
+        } else {
+            span.and_then(|s| s.exemplar())
         };
-        GrpcFuture {
-            inner: self.inner.call(req),
-            guard: Some(guard),
-        }
-    }
-}
-
-/// Records a call once: at the end of its stream, or as `CANCELLED` when dropped.
-struct CallGuard {
-    shared: Arc<GrpcShared>,
-    tenant: Tenant,
-    path: Option<PathAndQuery>,
-    start: Instant,
-    code: Option<u8>,
-    done: bool,
-}
-
-impl CallGuard {
-    fn finish(mut self, code: u8) {
-        self.record(code);
-    }
-
-    fn record(&mut self, code: u8) {
-        self.done = true;
-        self.shared.record(
-            &self.tenant,
-            self.path.as_ref(),
-            code,
-            self.start.elapsed().as_secs_f64(),
+        let call = Operation::start_for(
+            tenant,
+            trace,
+            Calls(shared.clone()),
+            req.uri().path_and_query().cloned(),
         );
-    }
-}
-
-impl Drop for CallGuard {
-    fn drop(&mut self) {
-        if !self.done {
-            self.record(CANCELLED);
+        let mut scope = Some(scope);
+        let inner = scope::poll_in(&mut scope, || self.inner.call(req));
+        ResponseFuture {
+            inner,
+            call: Some(call),
+            scope,
         }
     }
 }
 
 pin_project! {
     /// Response future of [`GrpcMetrics`].
-    pub struct GrpcFuture<F> {
+    pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        guard: Option<CallGuard>,
+        call: Option<Operation<Calls>>,
+        scope: Option<Scope>,
     }
 }
 
-impl<F> fmt::Debug for GrpcFuture<F> {
+impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GrpcFuture").finish_non_exhaustive()
+        f.debug_struct("ResponseFuture")
+            .field("call", &self.call)
+            .finish_non_exhaustive()
     }
 }
 
-impl<F, B, E> Future for GrpcFuture<F>
+impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body,
 {
-    type Output = Result<Response<GrpcBody<B>>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        match std::task::ready!(this.inner.poll(cx)) {
+        let inner = this.inner;
+        let polled = scope::poll_in(this.scope, || inner.poll(cx));
+        match std::task::ready!(polled) {
             Ok(response) => {
-                let mut guard = this.guard.take();
-                if let Some(guard) = guard.as_mut() {
-                    guard.code = grpc_status(response.headers()).or_else(|| {
-                        // Not a gRPC answer: classify by HTTP status.
-                        (!response.status().is_success()).then_some(
-                            match response.status().as_u16() {
-                                404 => UNIMPLEMENTED,
-                                401 => 16,
-                                403 => 7,
-                                429 | 502..=504 => 14,
-                                _ => UNKNOWN,
-                            },
-                        )
-                    });
-                }
+                // Not a gRPC answer: classified by its HTTP status.
+                let code = grpc_status(response.headers()).or_else(|| {
+                    (!response.status().is_success())
+                        .then(|| GrpcCode::from_http_status(response.status().as_u16()))
+                });
                 let (parts, body) = response.into_parts();
-                Poll::Ready(Ok(Response::from_parts(parts, GrpcBody::new(body, guard))))
+                let body = ResponseBody::new(body, this.call.take(), code, this.scope.take());
+                Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
             Err(error) => {
-                if let Some(guard) = this.guard.take() {
-                    guard.finish(UNKNOWN);
+                if let Some(call) = this.call.take() {
+                    call.finish(Outcome::Grpc(GrpcCode::Unknown));
                 }
                 Poll::Ready(Err(error))
             }
@@ -384,34 +353,49 @@ where
 }
 
 pin_project! {
-    /// Response body of [`GrpcMetrics`]: reads the status from the trailers.
-    pub struct GrpcBody<B> {
+    /// Response body of [`GrpcMetrics`]: the call ends with its trailers
+    /// (or with the headers of a trailers-only response).
+    pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        guard: Option<CallGuard>,
+        call: Option<Operation<Calls>>,
+        // From the response headers, for trailers-only responses.
+        code: Option<GrpcCode>,
+        scope: Option<Scope>,
     }
 }
 
-impl<B> fmt::Debug for GrpcBody<B> {
+impl<B> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GrpcBody").finish_non_exhaustive()
+        f.debug_struct("ResponseBody")
+            .field("call", &self.call)
+            .field("code", &self.code)
+            .finish_non_exhaustive()
     }
 }
 
-impl<B: Body> GrpcBody<B> {
-    fn new(inner: B, mut guard: Option<CallGuard>) -> Self {
-        if inner.is_end_stream() {
-            // Trailers-only response: the status is in the headers.
-            if let Some(guard) = guard.take() {
-                let code = guard.code.unwrap_or(UNKNOWN);
-                guard.finish(code);
-            }
+impl<B: Body> ResponseBody<B> {
+    fn new(
+        inner: B,
+        mut call: Option<Operation<Calls>>,
+        code: Option<GrpcCode>,
+        scope: Option<Scope>,
+    ) -> Self {
+        if inner.is_end_stream()
+            && let Some(call) = call.take()
+        {
+            call.finish(Outcome::Grpc(code.unwrap_or(GrpcCode::Unknown)));
         }
-        Self { inner, guard }
+        Self {
+            inner,
+            call,
+            code,
+            scope,
+        }
     }
 }
 
-impl<B: Body> Body for GrpcBody<B> {
+impl<B: Body> Body for ResponseBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -420,31 +404,24 @@ impl<B: Body> Body for GrpcBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
-        let frame = std::task::ready!(this.inner.as_mut().poll_frame(cx));
+        let inner = this.inner.as_mut();
+        let frame = std::task::ready!(scope::poll_in(this.scope, || inner.poll_frame(cx)));
+        let end = |call: &mut Option<Operation<Calls>>, code: GrpcCode| {
+            if let Some(call) = call.take() {
+                call.finish(Outcome::Grpc(code));
+            }
+        };
+        let headers_code = this.code.unwrap_or(GrpcCode::Unknown);
         match &frame {
             Some(Ok(frame)) => {
                 if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
-                    if let Some(guard) = this.guard.take() {
-                        guard.finish(code);
-                    }
-                } else if this.inner.is_end_stream()
-                    && let Some(guard) = this.guard.take()
-                {
-                    let code = guard.code.unwrap_or(UNKNOWN);
-                    guard.finish(code);
+                    end(this.call, code);
+                } else if this.inner.is_end_stream() {
+                    end(this.call, headers_code);
                 }
             }
-            Some(Err(_)) => {
-                if let Some(guard) = this.guard.take() {
-                    guard.finish(UNKNOWN);
-                }
-            }
-            None => {
-                if let Some(guard) = this.guard.take() {
-                    let code = guard.code.unwrap_or(UNKNOWN);
-                    guard.finish(code);
-                }
-            }
+            Some(Err(_)) => end(this.call, GrpcCode::Unknown),
+            None => end(this.call, headers_code),
         }
         Poll::Ready(frame)
     }

@@ -61,16 +61,17 @@ pub(crate) use inner_access;
 
 pub mod client;
 pub mod connections;
+pub mod families;
 pub mod grpc;
 pub mod labels;
 pub mod metrics;
 pub mod names;
 pub mod red;
-mod tenant;
+pub mod tenant;
 
-pub use client::{ExternalCallLayer, ExternalCalls};
+pub use client::{ExternalCallBuilder, ExternalCallLayer, ExternalCalls};
 pub use connections::{ConnectionGauge, ConnectionGuard};
-pub use grpc::GrpcMetricsLayer;
+pub use grpc::{GrpcMetricsBuilder, GrpcMetricsLayer};
 pub use labels::ErrorType;
 pub use metrics::MetricsService;
 #[cfg(feature = "axum")]
@@ -78,4 +79,4 @@ pub use metrics::metrics_router;
 #[cfg(feature = "server")]
 pub use metrics::serve_metrics;
 pub use red::{HttpBuildError, RedMetrics, RedMetricsBuilder, RedMetricsLayer};
-pub use tenant::ResolveTenant;
+pub use tenant::{InvalidHeaderName, ResolveTenant, TenantResolver};

@@ -1,4 +1,6 @@
-//! Metric and label names of the HTTP and gRPC layers, with their HELP texts.
+//! Metric names of the HTTP and gRPC layers (catalogue and OpenTelemetry
+//! naming), and reserved label values. Everything else about each family —
+//! HELP, labels, bounds, buckets — is in [`families`](crate::families).
 
 /// Catalogue name: requests, by method, route and status code.
 pub const HTTP_REQUESTS: &str = "http_requests_total";
@@ -33,31 +35,18 @@ pub const OTEL_HTTP_RESPONSE_SIZE: &str = "http_server_response_body_size_bytes"
 pub const GRPC_SERVER_HANDLED: &str = "grpc_server_handled_total";
 /// gRPC call latency to the end of the response stream.
 pub const GRPC_SERVER_HANDLING: &str = "grpc_server_handling_seconds";
+/// OpenTelemetry naming: gRPC calls.
+pub const OTEL_GRPC_SERVER_HANDLED: &str = "rpc_server_calls_total";
+/// OpenTelemetry naming: gRPC call latency.
+pub const OTEL_GRPC_SERVER_HANDLING: &str = "rpc_server_call_duration_seconds";
 
 /// Outbound call latency by service, endpoint and status code.
 pub const EXTERNAL_API_DURATION: &str = "external_api_duration_seconds";
+/// OpenTelemetry naming: outbound call latency.
+pub const OTEL_EXTERNAL_API_DURATION: &str = "http_client_request_duration_seconds";
 /// Open long-lived connections (WebSocket, SSE) by namespace.
 pub const WEBSOCKET_CONNECTIONS_ACTIVE: &str = "websocket_connections_active";
-
-pub(crate) const HELP_REQUESTS: &str = "HTTP requests handled, by method, route and status code.";
-pub(crate) const HELP_DURATION: &str = "Time from request to the end of the response body (or to headers on streaming routes so configured), in seconds.";
-pub(crate) const HELP_IN_FLIGHT: &str = "HTTP requests being served.";
-pub(crate) const HELP_ERRORS: &str = "HTTP requests that failed: client_error (4xx), server_error (5xx or panic), cancelled (client gone or timed out).";
-pub(crate) const HELP_REQUEST_SIZE: &str = "HTTP request body sizes from Content-Length, in bytes.";
-pub(crate) const HELP_RESPONSE_SIZE: &str = "HTTP response body bytes sent.";
-pub(crate) const HELP_GRPC_HANDLED: &str =
-    "gRPC calls completed, by service, method and status code.";
-pub(crate) const HELP_GRPC_HANDLING: &str =
-    "Time from gRPC request to the end of the response stream, in seconds.";
-pub(crate) const HELP_EXTERNAL: &str =
-    "Outbound calls to other services, by service, endpoint and status code, in seconds.";
-pub(crate) const HELP_WEBSOCKETS: &str = "Open long-lived connections, by namespace.";
 
 /// `status_code` of a request whose client went away (or that timed out)
 /// before a response: the convention of 499, "client closed request".
 pub const STATUS_CANCELLED: u16 = 499;
-
-/// Byte buckets of the body size histograms.
-pub const SIZE_BUCKETS: &[f64] = &[
-    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
-];

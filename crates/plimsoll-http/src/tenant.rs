@@ -1,8 +1,8 @@
-//! Per-request tenant resolution.
+//! Per-request tenant resolution, shared by every server layer.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue};
 use plimsoll_core::{Telemetry, Tenant};
@@ -11,73 +11,110 @@ use plimsoll_core::{Telemetry, Tenant};
 /// cannot tell, and resolution goes on to the configured header.
 pub type ResolveTenant = dyn Fn(&HeaderMap, &Extensions) -> Option<Tenant> + Send + Sync;
 
-/// Where a request's tenant comes from, in order: a [`Tenant`] request
-/// extension (set by the service's own auth: the trusted way), the custom
-/// resolver, the configured header (validated and bounded), else `__unknown__`.
+/// Finds a request's tenant, in order: a [`Tenant`] request extension (set
+/// by the service's own auth, added as an outer layer: the trusted way),
+/// the custom resolver, the configured header (validated and bounded by
+/// the telemetry's tenant policy), else `__unknown__`.
+///
+/// The server layers build one from their builder's tenant options; a
+/// layer of your own can use one directly.
+///
+/// ```
+/// use plimsoll_core::Telemetry;
+/// use plimsoll_http::TenantResolver;
+///
+/// let telemetry = Telemetry::builder().build().unwrap();
+/// let resolver = TenantResolver::new(&telemetry).with_header("x-tenant-id").unwrap();
+/// let request = http::Request::get("/").header("x-tenant-id", "acme").body(()).unwrap();
+/// assert_eq!(resolver.resolve(request.headers(), request.extensions()).as_str(), "acme");
+/// ```
 #[derive(Clone)]
-pub(crate) struct TenantSource {
-    pub(crate) telemetry: Telemetry,
-    pub(crate) header: Option<HeaderName>,
-    pub(crate) resolver: Option<Arc<ResolveTenant>>,
+pub struct TenantResolver {
+    telemetry: Telemetry,
+    header: Option<HeaderName>,
+    resolver: Option<Arc<ResolveTenant>>,
+    /// Whether a request without any tenant was reported.
+    warned: Arc<AtomicBool>,
 }
 
-impl fmt::Debug for TenantSource {
+impl fmt::Debug for TenantResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TenantSource")
+        f.debug_struct("TenantResolver")
             .field("header", &self.header)
             .field("resolver", &self.resolver.is_some())
             .finish()
     }
 }
 
-impl TenantSource {
-    pub(crate) fn new(telemetry: &Telemetry) -> Self {
+/// A tenant header name that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tenant_header: {0:?} is not a valid header name")]
+pub struct InvalidHeaderName(pub String);
+
+impl TenantResolver {
+    /// Reads the [`Tenant`] request extension only.
+    pub fn new(telemetry: &Telemetry) -> Self {
         Self {
             telemetry: telemetry.clone(),
             header: None,
             resolver: None,
+            warned: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    #[inline]
-    pub(crate) fn resolve(&self, headers: &HeaderMap, extensions: &Extensions) -> Tenant {
-        self.tenant(&self.find(headers, extensions)).into_owned()
+    /// Also reads this header (validated and bounded).
+    pub fn with_header(mut self, name: &str) -> Result<Self, InvalidHeaderName> {
+        self.header =
+            Some(HeaderName::try_from(name).map_err(|_| InvalidHeaderName(name.to_string()))?);
+        Ok(self)
     }
 
-    /// Where the tenant is, without resolving a header value yet: callers
-    /// that remember header values skip resolving the ones seen before.
+    /// Also asks `resolver`, after the extension and before the header.
+    pub fn with_resolver(mut self, resolver: Arc<ResolveTenant>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    /// The tenant of a request: resolved once, then held by the layer.
     #[inline]
-    pub(crate) fn find<'a>(&self, headers: &'a HeaderMap, extensions: &'a Extensions) -> Found<'a> {
+    pub fn resolve(&self, headers: &HeaderMap, extensions: &Extensions) -> Tenant {
         if let Some(tenant) = extensions.get::<Tenant>() {
-            return Found::Tenant(tenant);
+            return tenant.clone();
         }
         if let Some(resolver) = &self.resolver
             && let Some(tenant) = resolver(headers, extensions)
         {
-            return Found::Resolved(tenant);
+            return tenant;
         }
         match self.header.as_ref().and_then(|h| header(headers, h)) {
-            Some(value) => Found::Header(value.as_bytes()),
-            None => Found::Tenant(&UNKNOWN),
-        }
-    }
-
-    /// The tenant that `find` found; a header value is resolved now:
-    /// validated, then bounded by the telemetry's tenant policy (non-ASCII
-    /// bytes fail validation: `__unknown__`).
-    pub(crate) fn tenant<'a>(&self, found: &'a Found<'_>) -> Cow<'a, Tenant> {
-        match found {
-            Found::Tenant(tenant) => Cow::Borrowed(*tenant),
-            Found::Resolved(tenant) => Cow::Borrowed(tenant),
-            Found::Header(raw) => Cow::Owned(match std::str::from_utf8(raw) {
+            // Non-ASCII bytes fail validation: `__unknown__`.
+            Some(value) => match std::str::from_utf8(value.as_bytes()) {
                 Ok(raw) => self.telemetry.tenant(raw),
                 Err(_) => Tenant::unknown(),
-            }),
+            },
+            None => self.nothing_found(),
         }
     }
-}
 
-static UNKNOWN: Tenant = Tenant::unknown();
+    /// No source had a tenant: `__unknown__`, and one warning per resolver
+    /// when it has no source but the extension (the auth layer is missing
+    /// or inside the metrics layer).
+    #[cold]
+    fn nothing_found(&self) -> Tenant {
+        if self.header.is_none()
+            && self.resolver.is_none()
+            && !self.warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                target: "plimsoll::http",
+                "a request carried no Tenant extension and no other tenant source is configured: \
+                 it is recorded as __unknown__ (add the layer that inserts the Tenant outside the \
+                 metrics layer, or configure a tenant header or resolver)"
+            );
+        }
+        Tenant::unknown()
+    }
+}
 
 /// The first value of header `name`. A request usually carries a handful of
 /// headers, and comparing names one by one is cheaper than hashing a
@@ -89,16 +126,6 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'
     } else {
         headers.get(name)
     }
-}
-
-/// A request's tenant as found by [`TenantSource::find`].
-pub(crate) enum Found<'a> {
-    /// The trusted extension, or `__unknown__` when there was nothing.
-    Tenant(&'a Tenant),
-    /// From the custom resolver.
-    Resolved(Tenant),
-    /// The raw value of the tenant header.
-    Header(&'a [u8]),
 }
 
 #[cfg(test)]
@@ -123,5 +150,40 @@ mod tests {
             assert_eq!(header(&headers, &name), headers.get(&name), "{others}");
             assert_eq!(header(&headers, &name).unwrap(), "acme");
         }
+    }
+
+    #[test]
+    fn order_of_sources() {
+        let telemetry = Telemetry::builder().build().unwrap();
+        let resolver = TenantResolver::new(&telemetry)
+            .with_header("x-tenant-id")
+            .unwrap()
+            .with_resolver(Arc::new(|h: &HeaderMap, _: &Extensions| {
+                h.contains_key("x-key").then(Tenant::system)
+            }));
+        let mut request = http::Request::get("/")
+            .header("x-tenant-id", "acme")
+            .header("x-key", "1")
+            .body(())
+            .unwrap();
+        let resolve = |r: &http::Request<()>| resolver.resolve(r.headers(), r.extensions());
+        assert_eq!(resolve(&request).as_str(), "__system__");
+        request.extensions_mut().insert(telemetry.tenant("ext"));
+        assert_eq!(resolve(&request).as_str(), "ext");
+        let plain = http::Request::get("/")
+            .header("x-tenant-id", "acme")
+            .body(())
+            .unwrap();
+        assert_eq!(resolve(&plain).as_str(), "acme");
+        let bad = http::Request::get("/")
+            .header("x-tenant-id", "a b")
+            .body(())
+            .unwrap();
+        assert_eq!(resolve(&bad).as_str(), "__unknown__");
+        assert!(
+            TenantResolver::new(&telemetry)
+                .with_header("bad header")
+                .is_err()
+        );
     }
 }

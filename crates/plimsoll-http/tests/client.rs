@@ -8,6 +8,8 @@ use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use plimsoll_core::classify::Outcome;
+use plimsoll_core::scope::Scope;
 use plimsoll_core::{Telemetry, Tenant};
 use plimsoll_http::ExternalCallLayer;
 use plimsoll_http::client::ExternalCalls;
@@ -34,8 +36,7 @@ async fn layer_records_status_codes_with_bounded_templated_endpoints() {
         .unwrap();
     let addr = downstream().await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
-    let layer = ExternalCallLayer::new(&t, "payments")
-        .unwrap()
+    let layer = ExternalCallLayer::builder(&t, "payments")
         .with_endpoint(|_, uri| {
             // Templates, not raw ids.
             let path = uri.path();
@@ -43,7 +44,9 @@ async fn layer_records_status_codes_with_bounded_templated_endpoints() {
                 Some(_) => "/v1/charges/{id}".to_string(),
                 None => path.to_string(),
             }
-        });
+        })
+        .build()
+        .unwrap();
     let svc = ServiceBuilder::new().layer(layer).service(client);
     let acme = t.tenant("acme");
     for id in 0..5 {
@@ -114,7 +117,7 @@ async fn raw_endpoints_are_bounded() {
             &tenant,
             "search",
             &format!("/q/{i}"),
-            plimsoll_http::client::CallStatus::Code(200),
+            Outcome::Http(200),
             0.01,
         );
     }
@@ -146,24 +149,30 @@ async fn timed_futures_record_ok_error_and_cancelled() {
         .unwrap();
     let calls = ExternalCalls::new(&t).unwrap();
     let acme = t.tenant("acme");
-    let ok: Result<(), ()> = calls.time(&acme, "sdk", "put", async { Ok(()) }).await;
-    assert!(ok.is_ok());
-    let err: Result<(), &str> = calls
-        .time(&acme, "sdk", "put", async { Err("denied") })
+    // Inside a request scope the calls carry its tenant without being given it.
+    Scope::new(acme.clone())
+        .run(async {
+            let ok: Result<(), ()> = calls.time("sdk", "put", async { Ok(()) }).await;
+            assert!(ok.is_ok());
+            let err: Result<(), &str> = calls.time("sdk", "put", async { Err("denied") }).await;
+            assert!(err.is_err());
+            let slow = calls.time("sdk", "put", async {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Ok::<(), ()>(())
+            });
+            assert!(
+                tokio::time::timeout(Duration::from_millis(20), slow)
+                    .await
+                    .is_err()
+            );
+        })
         .await;
-    assert!(err.is_err());
-    let slow = calls.time(&acme, "sdk", "put", async {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        Ok::<(), ()>(())
-    });
-    assert!(
-        tokio::time::timeout(Duration::from_millis(20), slow)
-            .await
-            .is_err()
-    );
-    for status in ["ok", "error", "cancelled"] {
-        assert_eq!(calls.count(&acme, "sdk", "put", status), 1, "{status}");
+    for status in [Outcome::Ok, Outcome::Error("error"), Outcome::Cancelled] {
+        assert_eq!(calls.count(&acme, "sdk", "put", status), 1, "{status:?}");
     }
+    // Outside any request: `__system__`.
+    let _: Result<(), ()> = calls.time("sdk", "put", async { Ok(()) }).await;
+    assert_eq!(calls.count(&Tenant::system(), "sdk", "put", Outcome::Ok), 1);
 }
 
 #[cfg(feature = "server")]

@@ -12,7 +12,8 @@ use super::future::Guard;
 pin_project! {
     /// Response body of [`RedMetrics`](super::RedMetrics): records the
     /// request when the stream ends, or as cut short when dropped before
-    /// (the guard's own drop).
+    /// (the guard's own drop). Streaming bodies are polled in the
+    /// request's scope.
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
@@ -50,7 +51,12 @@ impl<B: Body> Body for ResponseBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
-        let frame = std::task::ready!(this.inner.as_mut().poll_frame(cx));
+        let inner = this.inner.as_mut();
+        let frame = match this.guard.as_mut() {
+            Some(guard) => guard.in_scope(|| inner.poll_frame(cx)),
+            None => inner.poll_frame(cx),
+        };
+        let frame = std::task::ready!(frame);
         match &frame {
             Some(Ok(frame)) => {
                 if let (Some(data), Some(guard)) = (frame.data_ref(), this.guard.as_mut()) {

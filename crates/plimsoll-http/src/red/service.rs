@@ -6,9 +6,9 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::Shared;
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
+use super::layer::Shared;
 
 /// Records RED metrics for the requests `S` serves; made by
 /// [`RedMetricsLayer`](super::RedMetricsLayer). Adds no errors of its own.

@@ -1,0 +1,285 @@
+//! Timing an operation: one drop guard that measures it, classifies its
+//! outcome, records it with the current exemplar, and still records when
+//! the operation is dropped before it ends.
+//!
+//! An integration implements [`RecordOperation`] once (which families to
+//! record into, with which labels), then wraps each call: with
+//! [`Operation::time`] for a future, or by holding the [`Operation`] guard
+//! itself where the end is found elsewhere (a response body's trailers).
+//! The tenant is the current request's ([`scope::current_tenant`](crate::scope::current_tenant))
+//! unless given, and the exemplar comes from the telemetry's
+//! [`TraceContext`](crate::trace::TraceContext) when the operation starts.
+//!
+//! # Example
+//!
+//! ```
+//! use plimsoll_core::classify::Outcome;
+//! use plimsoll_core::operation::{Completed, Operation, RecordOperation};
+//! use plimsoll_core::{Histogram, Telemetry, impl_label_set};
+//!
+//! #[derive(Clone, Debug, Hash, PartialEq, Eq)]
+//! struct Publish { topic: &'static str, outcome: Outcome }
+//! impl_label_set!(Publish { topic, outcome });
+//!
+//! #[derive(Clone, Debug)]
+//! struct Publishes(Histogram<Publish>);
+//!
+//! impl RecordOperation for Publishes {
+//!     type Labels = &'static str; // the topic
+//!     fn record(&self, done: Completed<'_, &'static str>) {
+//!         let labels = Publish { topic: done.labels, outcome: done.outcome };
+//!         self.0.observe_with_exemplar(done.tenant, &labels, done.seconds, done.trace);
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let telemetry = Telemetry::builder().build().unwrap();
+//! let publishes = Publishes(telemetry.histogram("publish_seconds", "Publish latency.").unwrap());
+//! let sent: Result<(), &str> = Operation::start(&telemetry, publishes.clone(), "orders")
+//!     .time(async { Ok(()) }, Outcome::classify_result)
+//!     .await;
+//! assert!(sent.is_ok());
+//! let system = plimsoll_core::Tenant::system(); // outside a request
+//! assert_eq!(publishes.0.count(&system, &Publish { topic: "orders", outcome: Outcome::Ok }), 1);
+//! # }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+
+use crate::classify::Outcome;
+use crate::clock::Stamp;
+use crate::telemetry::Telemetry;
+use crate::tenant::Tenant;
+use crate::trace::TraceRef;
+
+/// What an [`Operation`] hands its recorder when it ends.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Completed<'a, K> {
+    /// The tenant it ran for.
+    pub tenant: &'a Tenant,
+    /// The labels it was started with.
+    pub labels: K,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// How long it took, in seconds.
+    pub seconds: f64,
+    /// The exemplar: the trace it ran in, when sampled.
+    pub trace: Option<TraceRef>,
+}
+
+/// Records finished operations into an integration's families.
+pub trait RecordOperation {
+    /// What the operation carries from start to end to label it (a
+    /// statement's table, an endpoint, a method).
+    type Labels;
+
+    /// Records one finished operation. Called exactly once per operation.
+    fn record(&self, done: Completed<'_, Self::Labels>);
+}
+
+/// A timed operation: records itself exactly once, when
+/// [`finish`](Operation::finish)ed, or when dropped before (as
+/// [`Outcome::Cancelled`], or `Error("panic")` while a panic unwinds).
+#[must_use = "an operation dropped at once records as cancelled"]
+pub struct Operation<R: RecordOperation> {
+    recorder: R,
+    state: Option<(R::Labels, Tenant)>,
+    trace: Option<TraceRef>,
+    start: Stamp,
+}
+
+impl<R: RecordOperation> Operation<R> {
+    /// Starts an operation for the current request's tenant, with the
+    /// exemplar of `telemetry`'s trace context.
+    pub fn start(telemetry: &Telemetry, recorder: R, labels: R::Labels) -> Self {
+        Self::start_for(
+            crate::scope::current_tenant(),
+            telemetry.current_trace(),
+            recorder,
+            labels,
+        )
+    }
+
+    /// Starts an operation for a given tenant and exemplar.
+    pub fn start_for(
+        tenant: Tenant,
+        trace: Option<TraceRef>,
+        recorder: R,
+        labels: R::Labels,
+    ) -> Self {
+        Self {
+            recorder,
+            state: Some((labels, tenant)),
+            trace,
+            start: Stamp::now(),
+        }
+    }
+
+    /// The tenant it runs for.
+    pub fn tenant(&self) -> Option<&Tenant> {
+        self.state.as_ref().map(|(_, tenant)| tenant)
+    }
+
+    /// The labels it carries, to amend before it ends.
+    pub fn labels_mut(&mut self) -> Option<&mut R::Labels> {
+        self.state.as_mut().map(|(labels, _)| labels)
+    }
+
+    /// Time since it started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Records it as ended with `outcome`.
+    pub fn finish(mut self, outcome: Outcome) {
+        self.record(outcome);
+    }
+
+    fn record(&mut self, outcome: Outcome) {
+        if let Some((labels, tenant)) = self.state.take() {
+            self.recorder.record(Completed {
+                tenant: &tenant,
+                labels,
+                outcome,
+                seconds: self.start.elapsed_seconds(),
+                trace: self.trace,
+            });
+        }
+    }
+
+    /// Awaits `future` as this operation: its output is classified by
+    /// `classify` (see [`Outcome::classify_result`]); dropped before it
+    /// completes, it records as cancelled.
+    pub fn time<F, C>(self, future: F, classify: C) -> Timed<F, R, C>
+    where
+        F: Future,
+        C: FnOnce(&F::Output) -> Outcome,
+    {
+        Timed {
+            inner: future,
+            end: Some((self, classify)),
+        }
+    }
+}
+
+impl<R: RecordOperation> Drop for Operation<R> {
+    fn drop(&mut self) {
+        if self.state.is_some() {
+            let outcome = if std::thread::panicking() {
+                Outcome::Error("panic")
+            } else {
+                Outcome::Cancelled
+            };
+            self.record(outcome);
+        }
+    }
+}
+
+impl<R: RecordOperation> std::fmt::Debug for Operation<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operation")
+            .field("tenant", &self.tenant())
+            .field("trace", &self.trace)
+            .field("elapsed", &self.elapsed())
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// A future timed as an [`Operation`]; see [`Operation::time`].
+    pub struct Timed<F, R: RecordOperation, C> {
+        #[pin]
+        inner: F,
+        end: Option<(Operation<R>, C)>,
+    }
+}
+
+impl<F, R: RecordOperation, C> std::fmt::Debug for Timed<F, R, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timed")
+            .field("operation", &self.end.as_ref().map(|(op, _)| op))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, R, C> Future for Timed<F, R, C>
+where
+    F: Future,
+    R: RecordOperation,
+    C: FnOnce(&F::Output) -> Outcome,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let output = std::task::ready!(this.inner.poll(cx));
+        if let Some((operation, classify)) = this.end.take() {
+            let outcome = classify(&output);
+            operation.finish(outcome);
+        }
+        Poll::Ready(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    type Entry = (String, &'static str, Outcome);
+
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<Entry>>>);
+
+    impl RecordOperation for Log {
+        type Labels = &'static str;
+        fn record(&self, done: Completed<'_, &'static str>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((done.tenant.to_string(), done.labels, done.outcome));
+        }
+    }
+
+    fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(std::task::Waker::noop()))
+    }
+
+    #[test]
+    fn records_each_outcome_once() {
+        let log = Log::default();
+        let telemetry = Telemetry::builder().build().unwrap();
+        let op = |name| Operation::start(&telemetry, log.clone(), name);
+
+        let mut ok =
+            std::pin::pin!(op("ok").time(async { Ok::<_, ()>(1) }, Outcome::classify_result));
+        assert!(matches!(poll_once(ok.as_mut()), Poll::Ready(Ok(1))));
+        let mut err =
+            std::pin::pin!(op("err").time(async { Err::<(), _>(()) }, Outcome::classify_result));
+        assert!(poll_once(err.as_mut()).is_ready());
+        op("timeout").finish(Outcome::Timeout);
+        {
+            let mut pending =
+                Box::pin(op("dropped").time(std::future::pending::<()>(), |_| Outcome::Ok));
+            assert!(poll_once(pending.as_mut()).is_pending());
+        }
+        let log = log.0.lock().unwrap();
+        let got: Vec<_> = log.iter().map(|(t, l, o)| (t.as_str(), *l, *o)).collect();
+        assert_eq!(
+            got,
+            [
+                ("__system__", "ok", Outcome::Ok),
+                ("__system__", "err", Outcome::Error("error")),
+                ("__system__", "timeout", Outcome::Timeout),
+                ("__system__", "dropped", Outcome::Cancelled),
+            ]
+        );
+    }
+}
