@@ -232,6 +232,22 @@ impl Encoder<'_> {
         buf.push_str(self.const_labels);
     }
 
+    /// Writes a histogram's `_sum` and `_count` lines. OpenMetrics allows
+    /// only a sum that is neither negative nor NaN, and a count only with a
+    /// sum: a histogram that observed negative values has neither there
+    /// (its `+Inf` bucket is the count). Prometheus text 0.0.4 has both.
+    pub(crate) fn sum_and_count(&mut self, name: &str, labels: &str, sum: f64, count: u64) {
+        if self.format == Format::OpenMetrics && !(sum >= 0.0) {
+            return;
+        }
+        self.sample_start(name, "_sum", labels, None);
+        write_f64(self.out, sum);
+        self.out.push('\n');
+        self.sample_start(name, "_count", labels, None);
+        write_u64(self.out, count);
+        self.out.push('\n');
+    }
+
     /// Writes an exemplar after a bucket value (OpenMetrics only).
     pub(crate) fn exemplar(&mut self, exemplar: &crate::metrics::Exemplar) {
         let _ = write!(

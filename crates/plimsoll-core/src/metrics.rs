@@ -224,12 +224,8 @@ impl Cell for HistogramCell {
             }
             enc.out.push('\n');
         }
-        enc.sample_start(name, "_sum", labels, None);
-        write_f64(enc.out, f64::from_bits(self.sum().load(Ordering::Relaxed)));
-        enc.out.push('\n');
-        enc.sample_start(name, "_count", labels, None);
-        write_u64(enc.out, cumulative);
-        enc.out.push('\n');
+        let sum = f64::from_bits(self.sum().load(Ordering::Relaxed));
+        enc.sum_and_count(name, labels, sum, cumulative);
     }
 }
 

@@ -287,12 +287,7 @@ impl<L: LabelSet> EncodeFamily for ScrapedFamily<L> {
                         write_u64(enc.out, cumulative);
                         enc.out.push('\n');
                     }
-                    enc.sample_start(&self.meta.name, "_sum", &labels, None);
-                    write_f64(enc.out, h.sum());
-                    enc.out.push('\n');
-                    enc.sample_start(&self.meta.name, "_count", &labels, None);
-                    write_u64(enc.out, cumulative);
-                    enc.out.push('\n');
+                    enc.sum_and_count(&self.meta.name, &labels, h.sum(), cumulative);
                 }
             }
         }
