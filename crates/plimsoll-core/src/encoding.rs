@@ -237,7 +237,7 @@ impl Encoder<'_> {
     /// sum: a histogram that observed negative values has neither there
     /// (its `+Inf` bucket is the count). Prometheus text 0.0.4 has both.
     pub(crate) fn sum_and_count(&mut self, name: &str, labels: &str, sum: f64, count: u64) {
-        if self.format == Format::OpenMetrics && !(sum >= 0.0) {
+        if self.format == Format::OpenMetrics && (sum.is_nan() || sum < 0.0) {
             return;
         }
         self.sample_start(name, "_sum", labels, None);
