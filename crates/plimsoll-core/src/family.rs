@@ -241,16 +241,30 @@ impl FamilyDecl {
             .labels
             .iter()
             .map(|l| match l.bound {
-                Bound::Closed => l.name_for(naming).to_string(),
-                Bound::Open(n) => format!("{} (≤ {n})", l.name_for(naming)),
+                Bound::Closed => format!("`{}`", l.name_for(naming)),
+                Bound::Open(n) => format!("`{}` (≤ {n})", l.name_for(naming)),
             })
             .collect();
-        format!(
-            "| `{}` | {kind} | {} |",
-            self.name_for(naming),
+        let labels = if labels.is_empty() {
+            "—".to_string()
+        } else {
             labels.join(", ")
-        )
+        };
+        format!("| `{}` | {kind} | {labels} |", self.name_for(naming))
     }
+}
+
+/// The Markdown table of `families` under `naming`, as `docs/catalogue.md`
+/// shows it: one [`FamilyDecl::catalogue_row`] per family under a header.
+pub fn catalogue_table(families: &[FamilyDecl], naming: Naming) -> String {
+    let mut table = String::from(
+        "| metric | type | labels (plus `tenant_id`; open labels with their default bound) |\n|---|---|---|\n",
+    );
+    for family in families {
+        table.push_str(&family.catalogue_row(naming));
+        table.push('\n');
+    }
+    table
 }
 
 /// A counter's name without `_total`; other names as they are.
@@ -285,7 +299,7 @@ mod tests {
         assert_eq!(H.label("route").unwrap().bound(), Bound::Open(7));
         assert_eq!(
             H.catalogue_row(Naming::Prometheus),
-            "| `req_seconds` | histogram | method, route (≤ 7) |"
+            "| `req_seconds` | histogram | `method`, `route` (≤ 7) |"
         );
         assert_eq!(
             FamilyDecl::counter("a_total", "").key(),
