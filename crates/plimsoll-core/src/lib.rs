@@ -41,7 +41,29 @@
 //! - [`Telemetry::render`] negotiates OpenMetrics (with exemplars) or
 //!   Prometheus text 0.0.4 from the `Accept` header.
 //!
-//! The guides (catalogue, tenancy, cardinality) are in the repository's `docs/`.
+//! # The integration kit
+//!
+//! Every plimsoll integration is built from these parts, and so can yours
+//! (the repository's `docs/extending.md` walks through one):
+//!
+//! - [`family`]: one [`FamilyDecl`](family::FamilyDecl) per metric — names
+//!   under both [`Naming`] schemes, labels and their bounds —
+//!   registered with [`Telemetry::declare`]; open labels bounded with
+//!   [`Telemetry::label_guard`].
+//! - [`label_key!`] (and `plimsoll-macros`' derives): borrowed keys that
+//!   record without allocating; [`ClosedLabel`] for closed sets.
+//! - [`scope`]: the tenant (and span) of the request being served, seen by
+//!   everything recorded while it runs.
+//! - [`operation`]: a drop guard that times an operation, classifies it
+//!   ([`classify`]), records it with its exemplar, also when dropped.
+//! - [`trace`]: the hook exemplars come from.
+//! - [`scrape`]: values computed when `/metrics` is read, declared and
+//!   bounded like every family.
+//! - The read API: [`Counter::total`], [`Histogram::snapshot`],
+//!   [`Histogram::total`].
+//!
+//! The guides (catalogue, tenancy, cardinality, extending, benchmarks) are
+//! in the repository's `docs/`.
 
 mod bounded;
 pub mod classify;
