@@ -14,6 +14,11 @@
 
 pub use plimsoll_core::*;
 
+/// Derives for your own label sets and closed-set label enums (feature
+/// `derive`); see [`plimsoll_macros`].
+#[cfg(feature = "derive")]
+pub use plimsoll_macros::{LabelSet, LabelValue};
+
 /// Tower layers for HTTP and gRPC servers, outbound calls and `/metrics`
 /// (features `http`, `grpc`).
 #[cfg(any(feature = "http", feature = "grpc"))]

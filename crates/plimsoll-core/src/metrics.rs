@@ -1125,7 +1125,7 @@ impl<L: LabelSet> Histogram<L> {
     ) -> HistogramTimer<L> {
         HistogramTimer {
             series: self.series(tenant, labels),
-            start: Instant::now(),
+            start: crate::clock::Stamp::now(),
         }
     }
 
@@ -1239,7 +1239,7 @@ impl<L: LabelSet> HistogramSeries<L> {
 #[derive(Debug)]
 pub struct HistogramTimer<L: LabelSet = ()> {
     series: HistogramSeries<L>,
-    start: Instant,
+    start: crate::clock::Stamp,
 }
 
 impl<L: LabelSet> HistogramTimer<L> {
@@ -1251,6 +1251,6 @@ impl<L: LabelSet> HistogramTimer<L> {
 
 impl<L: LabelSet> Drop for HistogramTimer<L> {
     fn drop(&mut self) {
-        self.series.observe(self.start.elapsed().as_secs_f64());
+        self.series.observe(self.start.elapsed_seconds());
     }
 }

@@ -1218,14 +1218,16 @@ impl Telemetry {
     /// plimsoll family's (its name with the prefix, and that name with
     /// `_total`, `_created`, `_bucket`, `_count` or `_sum`, whatever its
     /// type), with an earlier registry's or with another of its own is
-    /// refused, and so is, later, a plimsoll family that clashes with the
-    /// registry's. A family that a prometheus-client collector starts writing
-    /// later and that clashes is left out of scrapes, with a `tracing`
-    /// warning the first time.
+    /// refused; so is, later, a plimsoll family that clashes with a family
+    /// the registry writes or has written. prometheus-client writes nothing
+    /// of a `Family` until its first series (and a collector writes what it
+    /// likes): a foreign family that first shows at a scrape and clashes is
+    /// left out of it, with a `tracing` warning the first time.
     ///
     /// # Errors
     ///
-    /// Nothing is registered when one of the registry's families
+    /// Nothing is registered when one of the families the registry writes
+    /// now
     /// - clashes as above, or has a sample its type does not allow:
     ///   [`RegisterError::Conflict`] naming the family (or sample);
     /// - has an invalid name, or a sample an invalid or repeated label name:
