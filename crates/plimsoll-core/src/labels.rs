@@ -333,17 +333,33 @@ pub struct LabelGuard {
 #[derive(Debug)]
 struct GuardInner {
     values: crate::bounded::BoundedSet,
-    overflow: crate::metrics::OverflowCounter,
+    limit: usize,
+    /// Created the first time the bound is reached, so that a guard that
+    /// never overflows adds no series.
+    overflow: std::sync::OnceLock<crate::metrics::OverflowCounter>,
+    overflow_family: Arc<crate::metrics::OverflowFamily>,
+    /// The family as exposed, and the label.
+    metric: String,
+    label: String,
     /// `__other__`, shared so the overflow path does not allocate.
     other: Arc<str>,
 }
 
 impl LabelGuard {
-    pub(crate) fn new(limit: usize, overflow: crate::metrics::OverflowCounter) -> Self {
+    pub(crate) fn new(
+        limit: usize,
+        overflow_family: Arc<crate::metrics::OverflowFamily>,
+        metric: String,
+        label: String,
+    ) -> Self {
         Self {
             inner: Arc::new(GuardInner {
                 values: crate::bounded::BoundedSet::new(limit),
-                overflow,
+                limit,
+                overflow: std::sync::OnceLock::new(),
+                overflow_family,
+                metric,
+                label,
                 other: Arc::from(crate::names::OTHER),
             }),
         }
@@ -356,10 +372,26 @@ impl LabelGuard {
         match self.inner.values.admit(value) {
             crate::bounded::Admission::Admitted(shared) => shared,
             crate::bounded::Admission::Refused => {
-                self.inner.overflow.inc();
-                self.inner.other.clone()
+                let inner = &*self.inner;
+                inner
+                    .overflow
+                    .get_or_init(|| {
+                        crate::metrics::OverflowCounter::new(
+                            &inner.overflow_family,
+                            &inner.metric,
+                            &inner.label,
+                            inner.limit,
+                        )
+                    })
+                    .inc();
+                inner.other.clone()
             }
         }
+    }
+
+    /// The bound.
+    pub fn limit(&self) -> usize {
+        self.inner.limit
     }
 
     /// The number of distinct values admitted so far.

@@ -12,7 +12,7 @@ use crate::family::{Bound, FamilyDecl};
 use crate::labels::{LabelGuard, LabelSet};
 use crate::metrics::{
     Cell, Counter, CounterCell, EncodeFamily, Family, Gauge, GaugeCell, Histogram, HistogramCell,
-    Meta, OverflowCounter, OverflowFamily, Shape,
+    Meta, OverflowFamily, Shape,
 };
 use crate::names;
 use crate::tenant::{DEFAULT_MAX_TENANTS, InvalidTenant, Tenant, TenantError, TenantRegistry};
@@ -206,6 +206,20 @@ pub enum RegisterError {
         label: String,
         /// The family's open labels.
         open: Vec<&'static str>,
+    },
+    /// A label asked for with a bound other than the one it has already.
+    #[error(
+        "metric {metric:?}: label {label:?} is bounded to {bound} already; asked for {requested}"
+    )]
+    BoundConflict {
+        /// The metric.
+        metric: String,
+        /// The label.
+        label: String,
+        /// Its bound.
+        bound: usize,
+        /// The bound asked for.
+        requested: usize,
     },
     /// A label bound of zero.
     #[error("metric {metric:?}: the bound of label {label:?} must be at least 1")]
@@ -574,6 +588,7 @@ impl TelemetryBuilder {
                 naming: self.naming,
                 trace: self.trace,
                 families: Mutex::new(Vec::new()),
+                guards: Mutex::new(HashMap::new()),
                 last_size: AtomicUsize::new(4096),
                 #[cfg(feature = "prometheus-client")]
                 foreign: Default::default(),
@@ -584,6 +599,30 @@ impl TelemetryBuilder {
         }
         Ok(telemetry)
     }
+}
+
+/// The sample names a family named `name` (counters without `_total`) may
+/// write, whatever its type: the reference OpenMetrics parser's rule for
+/// names that clash.
+fn reserved_names(name: &str) -> [String; 6] {
+    ["", "_total", "_created", "_bucket", "_count", "_sum"].map(|suffix| format!("{name}{suffix}"))
+}
+
+/// Whether a new family `name` could write a sample name that another
+/// registered family (or plimsoll's own overflow counter and build info)
+/// may write too: `jobs_total` beside the counter `jobs`, `lat_count` beside
+/// the histogram `lat`. The same name is handled by the caller.
+fn sample_names_clash(families: &[Registered], name: &str) -> bool {
+    let new = reserved_names(name);
+    let overflow = names::CARDINALITY_OVERFLOW
+        .strip_suffix("_total")
+        .unwrap_or(names::CARDINALITY_OVERFLOW);
+    families
+        .iter()
+        .map(|f| f.name.as_str())
+        .chain([overflow, names::BUILD_INFO])
+        .filter(|other| *other != name)
+        .any(|other| reserved_names(other).iter().any(|n| new.contains(n)))
 }
 
 struct Registered {
@@ -609,6 +648,8 @@ struct Inner {
     naming: Naming,
     trace: Option<Arc<dyn TraceContext>>,
     families: Mutex<Vec<Registered>>,
+    /// Label guards, one per exposed metric and label.
+    guards: Mutex<HashMap<(String, String), LabelGuard>>,
     last_size: AtomicUsize,
     /// prometheus-client registries exposed beside the families.
     #[cfg(feature = "prometheus-client")]
@@ -740,7 +781,15 @@ impl Telemetry {
         family: &FamilyDecl,
         label: &str,
     ) -> Result<LabelGuard, RegisterError> {
-        let name = family.name_for(self.inner.naming);
+        let declared = family.name_for(self.inner.naming);
+        // As exposed: counters end in `_total`.
+        let name = match family.kind() {
+            MetricKind::Counter => format!(
+                "{}_total",
+                crate::family::base_name(declared, MetricKind::Counter)
+            ),
+            _ => declared.to_string(),
+        };
         let not_open = || RegisterError::NotAnOpenLabel {
             metric: name.to_string(),
             label: label.to_string(),
@@ -761,12 +810,17 @@ impl Telemetry {
             .get(&(family.key(), label.to_string()))
             .copied()
             .unwrap_or(default);
-        self.bounded_label(name, decl.name_for(self.inner.naming), limit)
+        self.bounded_label(&name, decl.name_for(self.inner.naming), limit)
     }
 
-    /// A guard bounding the values of `label` of `metric` (a name without
-    /// prefix) to `limit`, for families registered by name. Prefer
-    /// [`label_guard`](Telemetry::label_guard) with a declaration.
+    /// A guard bounding the values of `label` of `metric` (the name as
+    /// exposed, without prefix) to `limit`, for families registered by
+    /// name. Prefer [`label_guard`](Telemetry::label_guard) with a
+    /// declaration.
+    ///
+    /// One label has one bound: every guard for the same metric and label
+    /// shares its values (two layers on one telemetry do not double it),
+    /// and asking for it again with another limit is an error.
     pub fn bounded_label(
         &self,
         metric: &str,
@@ -779,13 +833,28 @@ impl Telemetry {
                 label: label.to_string(),
             });
         }
-        let counter = OverflowCounter::new(
-            &self.inner.overflow,
-            &format!("{}{metric}", self.inner.prefix),
-            label,
+        let exposed = format!("{}{metric}", self.inner.prefix);
+        let mut guards = self.inner.guards.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (exposed, label.to_string());
+        if let Some(guard) = guards.get(&key) {
+            if guard.limit() != limit {
+                return Err(RegisterError::BoundConflict {
+                    metric: metric.to_string(),
+                    label: label.to_string(),
+                    bound: guard.limit(),
+                    requested: limit,
+                });
+            }
+            return Ok(guard.clone());
+        }
+        let guard = LabelGuard::new(
             limit,
+            self.inner.overflow.clone(),
+            key.0.clone(),
+            key.1.clone(),
         );
-        Ok(LabelGuard::new(limit, counter))
+        guards.insert(key, guard.clone());
+        Ok(guard)
     }
 
     /// Registers (or returns the already registered) family of a
@@ -1024,6 +1093,9 @@ impl Telemetry {
             }
             return Err(RegisterError::Conflict(metric.clone()));
         }
+        if sample_names_clash(&families, &name) {
+            return Err(RegisterError::Conflict(metric.clone()));
+        }
         #[cfg(feature = "prometheus-client")]
         if self.inner.foreign.clashes(&self.inner.prefix, &name) {
             return Err(RegisterError::Conflict(metric.clone()));
@@ -1096,6 +1168,9 @@ impl Telemetry {
                 Ok(view) if Arc::ptr_eq(&view.histogram, &histogram.family) => Ok(()),
                 _ => Err(RegisterError::Conflict(name.to_string())),
             };
+        }
+        if sample_names_clash(&families, &base) {
+            return Err(RegisterError::Conflict(name.to_string()));
         }
         #[cfg(feature = "prometheus-client")]
         if self.inner.foreign.clashes(&self.inner.prefix, &base) {
@@ -1181,7 +1256,7 @@ impl Telemetry {
             .families
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if families.iter().any(|f| f.name == name) {
+        if families.iter().any(|f| f.name == name) || sample_names_clash(&families, &name) {
             return Err(RegisterError::Conflict(exposed.to_string()));
         }
         #[cfg(feature = "prometheus-client")]

@@ -199,11 +199,13 @@ impl GrpcMetricsBuilder {
         }
         crate::red::check_buckets("buckets", &self.buckets)?;
         let methods = match self.max_methods {
-            Some(max) => telemetry.bounded_label(
-                families::GRPC_SERVER_HANDLED.name_for(telemetry.naming()),
-                "grpc_service,grpc_method",
-                max,
-            )?,
+            Some(max) => {
+                let decl = &families::GRPC_SERVER_HANDLED;
+                let label = decl
+                    .label("grpc_method")
+                    .map_or("grpc_method", |l| l.name_for(telemetry.naming()));
+                telemetry.bounded_label(decl.name_for(telemetry.naming()), label, max)?
+            }
             None => telemetry.label_guard(&families::GRPC_SERVER_HANDLED, "grpc_method")?,
         };
         let handling = match self.buckets {

@@ -228,11 +228,13 @@ impl RedMetricsBuilder {
             None => RouteSource::Default,
             Some(extract) => {
                 let guard = match self.max_routes {
-                    Some(max) => self.telemetry.bounded_label(
-                        families::HTTP_REQUEST_DURATION.name_for(self.telemetry.naming()),
-                        "route",
-                        max,
-                    )?,
+                    Some(max) => {
+                        let decl = &families::HTTP_REQUEST_DURATION;
+                        let naming = self.telemetry.naming();
+                        let label = decl.label("route").map_or("route", |l| l.name_for(naming));
+                        self.telemetry
+                            .bounded_label(decl.name_for(naming), label, max)?
+                    }
                     None => self
                         .telemetry
                         .label_guard(&families::HTTP_REQUEST_DURATION, "route")?,
