@@ -6,6 +6,7 @@
 //! - `overflow/*`: the same recording once the series bound is reached (new
 //!   label values every call), and with a tenant past the tenant bound.
 //! - `encode_100k/*`: encoding 100,000 counter series.
+//! - `read_10k/*`: the read API's selector totals over 10,000 series.
 //!
 //! Before criterion runs, bytes per warm counter series are printed for both
 //! libraries (exact, from a counting allocator).
@@ -325,6 +326,30 @@ fn encode_100k(c: &mut Criterion) {
     group.finish();
 }
 
+/// The read API over 10,000 warm series: a selector total of the counter
+/// and of the histogram (what an in-process SLO calculator or health check
+/// does every few seconds), against encoding the same families.
+fn read_10k(c: &mut Criterion) {
+    let ours = ours(10_000, 10_000);
+    for (tenant, labels) in &ours.keys {
+        ours.record(tenant, labels);
+    }
+    let mut group = c.benchmark_group("read_10k");
+    group.bench_function("counter_total_5xx", |b| {
+        b.iter(|| {
+            ours.counter
+                .total(|s| s.labels().is_some_and(|l| l.status >= 500))
+        })
+    });
+    group.bench_function("histogram_total_one_tenant", |b| {
+        b.iter(|| ours.histogram.total(|s| s.tenant() == "tenant-007").count())
+    });
+    group.bench_function("encode_both_families", |b| {
+        b.iter(|| ours.telemetry.encode(Format::Prometheus))
+    });
+    group.finish();
+}
+
 /// Exact bytes per warm counter series, both libraries, same keys.
 fn memory_report() {
     const N: usize = 100_000;
@@ -373,7 +398,7 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = record_warm, overflow, encode_100k
+    targets = record_warm, overflow, encode_100k, read_10k
 }
 
 fn main() {

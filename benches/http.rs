@@ -5,7 +5,9 @@
 //! costs by itself), `stack_plus_red` (RED with a tenant header, added to
 //! that existing layer stack through a `ServiceBuilder`: its marginal cost is
 //! `stack_plus_red - identity_layer`),
-//! `red` (the RED layer, no tenant source: `__unknown__`),
+//! `red` (the RED layer, no tenant source: `__unknown__`), `red_plain`
+//! (the same without its per-thread memo of series keys: two family
+//! lookups per request),
 //! `red_tenant_header` (tenant read from the `x-tenant-id` header,
 //! validated and bounded), and `floor`: a minimal layer written here that
 //! does only what any route-aware layer timing to the end of the body must
@@ -111,6 +113,15 @@ fn variants() -> Vec<(&'static str, Router)> {
         (
             "red",
             router().layer(RedMetricsLayer::builder(&telemetry()).build().unwrap()),
+        ),
+        (
+            "red_plain",
+            router().layer(
+                RedMetricsLayer::builder(&telemetry())
+                    .with_series_memo(false)
+                    .build()
+                    .unwrap(),
+            ),
         ),
         ("red_tenant_header", router().layer(header_layer())),
     ]

@@ -84,6 +84,20 @@ pub trait RecordOperation {
     fn record(&self, done: Completed<'_, Self::Labels>);
 }
 
+impl<R: RecordOperation + ?Sized> RecordOperation for &R {
+    type Labels = R::Labels;
+    fn record(&self, done: Completed<'_, R::Labels>) {
+        (**self).record(done)
+    }
+}
+
+impl<R: RecordOperation + ?Sized> RecordOperation for std::sync::Arc<R> {
+    type Labels = R::Labels;
+    fn record(&self, done: Completed<'_, R::Labels>) {
+        (**self).record(done)
+    }
+}
+
 /// A timed operation: records itself exactly once, when
 /// [`finish`](Operation::finish)ed, or when dropped before (as
 /// [`Outcome::Cancelled`], or `Error("panic")` while a panic unwinds).

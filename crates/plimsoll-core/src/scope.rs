@@ -41,6 +41,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
@@ -49,8 +50,16 @@ use crate::tenant::Tenant;
 use crate::trace::SpanContext;
 
 /// What is known of the request being served: its tenant and its span.
+///
+/// A handle (one pointer, cheap to clone): entering and leaving a scope at
+/// every poll of a request's future moves only the pointer.
 #[derive(Clone, Debug)]
 pub struct Scope {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone, Debug)]
+struct Inner {
     tenant: Tenant,
     span: Option<SpanContext>,
 }
@@ -93,25 +102,27 @@ impl Drop for Restore<'_> {
 impl Scope {
     /// A scope for `tenant`, with no span.
     pub fn new(tenant: Tenant) -> Self {
-        Self { tenant, span: None }
+        Self::with_span(tenant, None)
     }
 
-    /// Sets the span of the request (the server layers use the incoming `traceparent`).
-    pub fn with_span(mut self, span: Option<SpanContext>) -> Self {
-        self.span = span;
-        self
+    /// A scope for `tenant` running in `span` (the server layers use the
+    /// incoming `traceparent`, or the trace-context hook's span).
+    pub fn with_span(tenant: Tenant, span: Option<SpanContext>) -> Self {
+        Self {
+            inner: Arc::new(Inner { tenant, span }),
+        }
     }
 
     /// The request's tenant.
     #[inline]
     pub fn tenant(&self) -> &Tenant {
-        &self.tenant
+        &self.inner.tenant
     }
 
     /// The request's span, if one was given.
     #[inline]
     pub fn span(&self) -> Option<SpanContext> {
-        self.span
+        self.inner.span
     }
 
     /// Runs `future` inside this scope.
@@ -168,7 +179,7 @@ pub fn current() -> Option<Scope> {
 /// The tenant of the current request; `__system__` outside any request.
 #[inline]
 pub fn current_tenant() -> Tenant {
-    with_current(|scope| scope.map_or_else(Tenant::system, |s| s.tenant.clone()))
+    with_current(|scope| scope.map_or_else(Tenant::system, |s| s.tenant().clone()))
 }
 
 /// Runs `future` in the current scope, wherever it is polled later: the

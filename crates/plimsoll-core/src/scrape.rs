@@ -131,6 +131,7 @@ pub struct ScrapeWriter<'a, L: LabelSet> {
     series: Vec<(TenantLabel, Option<L>, Value)>,
     index: HashMap<(TenantLabel, Option<L>), usize>,
     regular: usize,
+    reported: std::cell::Cell<bool>,
 }
 
 impl<L: LabelSet> fmt::Debug for ScrapeWriter<'_, L> {
@@ -143,7 +144,8 @@ impl<L: LabelSet> fmt::Debug for ScrapeWriter<'_, L> {
 }
 
 impl<L: LabelSet> ScrapeWriter<'_, L> {
-    /// Sets the value of a counter or gauge series. Writing a series twice
+    /// Sets the value of a counter or gauge series (a refused value is
+    /// also logged, once per scrape). Writing a series twice
     /// keeps the last value; series past the family's bound (or of a
     /// tenant past the tenant bound) are summed into the tenant's
     /// `__other__` series.
@@ -167,11 +169,11 @@ impl<L: LabelSet> ScrapeWriter<'_, L> {
             return Err(self.kind_error());
         }
         if counts.bounds() != &*self.family.shape.bounds {
-            return Err(ScrapeError::Buckets {
+            return Err(self.report(ScrapeError::Buckets {
                 metric: self.family.meta.exposed.clone(),
                 given: counts.bounds().to_vec(),
                 expected: self.family.shape.bounds.to_vec(),
-            });
+            }));
         }
         self.put(tenant, labels, Value::Histogram(counts.clone()));
         Ok(())
@@ -183,10 +185,19 @@ impl<L: LabelSet> ScrapeWriter<'_, L> {
     }
 
     fn kind_error(&self) -> ScrapeError {
-        ScrapeError::Kind {
+        self.report(ScrapeError::Kind {
             metric: self.family.meta.exposed.clone(),
             kind: self.family.kind,
+        })
+    }
+
+    /// Logs a refused value (once per scrape and family) and returns the
+    /// error, so that a collector that ignores it still leaves a trace.
+    fn report(&self, error: ScrapeError) -> ScrapeError {
+        if !self.reported.replace(true) {
+            tracing::warn!(target: "plimsoll", %error, "a scrape-time value was refused");
         }
+        error
     }
 
     fn put(&mut self, tenant: &Tenant, labels: &L, value: Value) {
@@ -235,6 +246,7 @@ impl<L: LabelSet> EncodeFamily for ScrapedFamily<L> {
             series: Vec::new(),
             index: HashMap::new(),
             regular: 0,
+            reported: std::cell::Cell::new(false),
         };
         let collected = std::panic::catch_unwind(AssertUnwindSafe(|| (self.collect)(&mut writer)));
         if collected.is_err() {

@@ -721,6 +721,16 @@ impl Telemetry {
         self.inner.tenants.resolve(raw)
     }
 
+    /// Like [`tenant`](Telemetry::tenant) for a raw id in bytes (a header
+    /// value): anything that is not a valid id, UTF-8 or not, is `__unknown__`.
+    pub fn tenant_from_bytes(&self, raw: &[u8]) -> Tenant {
+        // Valid ids are ASCII, so a value that is not UTF-8 fails either way.
+        match std::str::from_utf8(raw) {
+            Ok(raw) => self.inner.tenants.resolve(raw),
+            Err(_) => Tenant::unknown(),
+        }
+    }
+
     /// Like [`tenant`](Telemetry::tenant) but says why an id did not get
     /// its own label: invalid, past the tenant bound, or not allowed.
     pub fn try_tenant(&self, raw: &str) -> Result<Tenant, TenantError> {

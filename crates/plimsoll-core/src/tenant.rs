@@ -148,10 +148,10 @@ impl Tenant {
         if raw.len() > MAX_TENANT_ID_LEN {
             return Err(InvalidTenant::TooLong { len: raw.len() });
         }
-        if let Some((position, ch)) = raw
-            .char_indices()
-            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
-        {
+        let allowed = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':');
+        if let Some(position) = raw.bytes().position(|b| !allowed(&b)) {
+            // `position` is a character boundary: every byte before it is ASCII.
+            let ch = raw[position..].chars().next().unwrap_or('\u{fffd}');
             return Err(InvalidTenant::Character { ch, position });
         }
         if raw.starts_with("__") {

@@ -280,14 +280,17 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let shared = &self.shared;
         let tenant = shared.tenants.resolve(req.headers(), req.extensions());
-        let span = crate::tenant::header(req.headers(), &TRACEPARENT)
-            .and_then(|v| SpanContext::from_traceparent(v.as_bytes()));
-        let mut scope = Scope::new(tenant.clone()).with_span(span);
-        let trace = if shared.telemetry.has_trace_context_hook() {
-            scope.enter(|| shared.telemetry.current_trace())
+        // The span: the trace-context hook's when one is set, else the
+        // incoming `traceparent` (which the default hook reads back from
+        // the scope).
+        let span = if shared.telemetry.has_trace_context_hook() {
+            shared.telemetry.current_span()
         } else {
-            span.and_then(|s| s.exemplar())
+            crate::tenant::header(req.headers(), &TRACEPARENT)
+                .and_then(|v| SpanContext::from_traceparent(v.as_bytes()))
         };
+        let scope = Scope::with_span(tenant.clone(), span);
+        let trace = span.and_then(|s| s.exemplar());
         let call = Operation::start_for(
             tenant,
             trace,

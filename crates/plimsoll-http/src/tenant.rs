@@ -88,10 +88,7 @@ impl TenantResolver {
         }
         match self.header.as_ref().and_then(|h| header(headers, h)) {
             // Non-ASCII bytes fail validation: `__unknown__`.
-            Some(value) => match std::str::from_utf8(value.as_bytes()) {
-                Ok(raw) => self.telemetry.tenant(raw),
-                Err(_) => Tenant::unknown(),
-            },
+            Some(value) => self.telemetry.tenant_from_bytes(value.as_bytes()),
             None => self.nothing_found(),
         }
     }
@@ -103,6 +100,7 @@ impl TenantResolver {
     fn nothing_found(&self) -> Tenant {
         if self.header.is_none()
             && self.resolver.is_none()
+            && !self.warned.load(Ordering::Relaxed)
             && !self.warned.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(

@@ -9,7 +9,7 @@ use http::Response;
 use pin_project_lite::pin_project;
 use plimsoll_core::clock::Stamp;
 use plimsoll_core::scope::{self, Scope};
-use plimsoll_core::{SeriesKey, TraceRef};
+use plimsoll_core::{SeriesKey, Tenant, TraceRef};
 
 use super::body::ResponseBody;
 use super::layer::{Finished, Route, Shared};
@@ -19,13 +19,12 @@ use crate::names::STATUS_CANCELLED;
 /// What is known of a request when it starts.
 pub(crate) struct Request {
     /// The request's tenant and span: current while the handler runs.
-    /// `None` only while it is the current scope (during a poll).
-    pub(crate) scope: Scope,
+    /// While it is (during a poll), this holds the scope it replaced.
+    pub(crate) scope: Option<Scope>,
     pub(crate) method: &'static str,
     pub(crate) route: Route,
     pub(crate) in_flight: SeriesKey,
     pub(crate) start: Stamp,
-    pub(crate) trace: Option<TraceRef>,
     /// From `Content-Length`, when body sizes are recorded.
     pub(crate) request_size: Option<u64>,
     pub(crate) header_timing: bool,
@@ -45,7 +44,7 @@ pub(crate) struct Guard {
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guard")
-            .field("tenant", &self.request.scope.tenant().as_str())
+            .field("tenant", &self.tenant().as_str())
             .field("method", &self.request.method)
             .field("route", &self.request.route.as_str())
             .field("status", &self.status)
@@ -66,18 +65,24 @@ impl Guard {
         }
     }
 
-    /// Polls `poll` with the request's scope current.
+    /// Polls `poll` with the request's scope current (its scope is back in
+    /// the guard when this returns, or unwinds).
     #[inline]
     pub(crate) fn in_scope<T>(&mut self, poll: impl FnOnce() -> T) -> T {
-        let mut slot = Some(std::mem::replace(
-            &mut self.request.scope,
-            Scope::new(plimsoll_core::Tenant::system()),
-        ));
-        let restore = PutBack {
-            slot: &mut slot,
-            scope: &mut self.request.scope,
-        };
-        scope::poll_in(restore.slot, poll)
+        scope::poll_in(&mut self.request.scope, poll)
+    }
+
+    /// The request's tenant.
+    #[inline]
+    fn tenant(&self) -> &Tenant {
+        static UNKNOWN: Tenant = Tenant::unknown();
+        self.request.scope.as_ref().map_or(&UNKNOWN, Scope::tenant)
+    }
+
+    /// The exemplar: the request's span, when sampled.
+    #[inline]
+    fn trace(&self) -> Option<TraceRef> {
+        self.request.scope.as_ref()?.span()?.exemplar()
     }
 
     /// The response headers are ready.
@@ -88,12 +93,13 @@ impl Guard {
             self.duration_recorded = true;
             let r = &self.request;
             self.shared.observe(
-                r.scope.tenant(),
+                self.tenant(),
                 r.method,
                 r.route.as_str(),
+                &r.in_flight,
                 status,
                 r.start.elapsed_seconds(),
-                r.trace,
+                self.trace(),
             );
         }
     }
@@ -122,14 +128,14 @@ impl Guard {
         let elapsed = r.start.elapsed_seconds();
         let error = error.or_else(|| self.shared.classify(status));
         self.shared.end(Finished {
-            tenant: r.scope.tenant(),
+            tenant: self.tenant(),
             method: r.method,
             route: r.route.as_str(),
             in_flight: r.in_flight,
             seconds: (!self.duration_recorded).then_some(elapsed),
             status,
             error,
-            trace: r.trace,
+            trace: self.trace(),
             request_size: r.request_size,
             response_size: self.response_size,
         });
@@ -139,26 +145,11 @@ impl Guard {
             tracing::warn!(
                 target: "plimsoll::http",
                 route = r.route.as_str(),
-                tenant = r.scope.tenant().as_str(),
+                tenant = self.tenant().as_str(),
                 status,
                 duration_ms = elapsed * 1e3,
                 "slow request"
             );
-        }
-    }
-}
-
-/// Puts the request's scope back into the guard after a poll, panics included.
-struct PutBack<'a> {
-    slot: &'a mut Option<Scope>,
-    scope: &'a mut Scope,
-}
-
-impl Drop for PutBack<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        if let Some(scope) = self.slot.take() {
-            *self.scope = scope;
         }
     }
 }

@@ -95,6 +95,7 @@ pub struct RedMetricsBuilder {
     classify: StatusClassifier,
     body_sizes: bool,
     traceparent: bool,
+    memo: bool,
 }
 
 impl fmt::Debug for RedMetricsBuilder {
@@ -208,6 +209,14 @@ impl RedMetricsBuilder {
         self
     }
 
+    /// Whether warm requests find their series through a per-thread memo
+    /// (default: on). Off, each request looks its two series up in their
+    /// families: the plain path, kept for measuring the memo against.
+    pub fn with_series_memo(mut self, enabled: bool) -> Self {
+        self.memo = enabled;
+        self
+    }
+
     /// Registers the families and builds the layer.
     pub fn build(self) -> Result<RedMetricsLayer, HttpBuildError> {
         let mut tenants = TenantResolver::new(&self.telemetry);
@@ -244,6 +253,8 @@ impl RedMetricsBuilder {
         };
         Ok(RedMetricsLayer {
             shared: Arc::new(Shared {
+                id: NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                memo: self.memo,
                 families,
                 tenants,
                 route,
@@ -289,6 +300,7 @@ impl RedMetricsLayer {
             classify: StatusClassifier::default(),
             body_sizes: false,
             traceparent: true,
+            memo: true,
         }
     }
 }
@@ -386,8 +398,14 @@ impl Families {
     }
 }
 
+/// Ids of layers, for the per-thread memo: never reused, never 0.
+static NEXT_LAYER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// What the service and its guards share.
 pub(crate) struct Shared {
+    /// This layer's id in the per-thread memo of series keys.
+    id: u64,
+    memo: bool,
     families: Families,
     tenants: TenantResolver,
     route: RouteSource,
@@ -450,26 +468,31 @@ impl Shared {
         }
         let method = crate::labels::method_label(req.method());
         let tenant = self.tenants.resolve(req.headers(), req.extensions());
-        let span = if self.traceparent {
+        // The span: the trace-context hook's when one is set, else the
+        // incoming `traceparent` (which the default hook reads back from
+        // the scope).
+        let span = if self.trace_hook {
+            self.telemetry.current_span()
+        } else if self.traceparent {
             crate::tenant::header(req.headers(), &TRACEPARENT)
                 .and_then(|v| SpanContext::from_traceparent(v.as_bytes()))
         } else {
             None
         };
-        let in_flight = self.families.in_flight.key(
-            &tenant,
-            &RouteKey {
+        let lookup = || {
+            let key = RouteKey {
                 method,
                 route: route.as_str(),
-            },
-        );
-        self.families.in_flight.add_at(&in_flight, 1.0);
-        let mut scope = Scope::new(tenant).with_span(span);
-        let trace = if self.trace_hook {
-            scope.enter(|| self.telemetry.current_trace())
-        } else {
-            span.and_then(|s| s.exemplar())
+            };
+            self.families.in_flight.key(&tenant, &key)
         };
+        let in_flight = if self.memo {
+            super::memo::in_flight(self.id, &tenant, method, &route, lookup)
+        } else {
+            lookup()
+        };
+        self.families.in_flight.add_at(&in_flight, 1.0);
+        let scope = Scope::with_span(tenant, span);
         let header_timing = !self.header_timing.is_empty()
             && self.header_timing.iter().any(|r| r == route.as_str());
         let request_size = if self.families.sizes.is_some() {
@@ -482,12 +505,11 @@ impl Shared {
         Some(Guard::new(
             self.clone(),
             super::future::Request {
-                scope,
+                scope: Some(scope),
                 method,
                 route,
                 in_flight,
                 start,
-                trace,
                 request_size,
                 header_timing,
             },
@@ -502,30 +524,46 @@ impl Shared {
             .any(|p| p == route.as_str() || p == uri.path())
     }
 
-    /// Records a latency observed at the response headers.
+    /// Records a request's latency (at the end, or at the response headers).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn observe(
         &self,
         tenant: &Tenant,
         method: &'static str,
         route: &str,
+        in_flight: &SeriesKey,
         status: u16,
         seconds: f64,
         trace: Option<plimsoll_core::TraceRef>,
     ) {
-        let key = RequestKey {
-            method,
-            route,
-            status_code: status,
+        let lookup = || {
+            let key = RequestKey {
+                method,
+                route,
+                status_code: status,
+            };
+            self.families.duration.key(tenant, &key)
         };
-        self.families
-            .duration
-            .observe_with_exemplar(tenant, &key, seconds, trace);
+        let key = if self.memo {
+            super::memo::duration(self.id, in_flight, status, lookup)
+        } else {
+            lookup()
+        };
+        self.families.duration.observe_at(&key, seconds, trace);
     }
 
     /// Records the end of a request.
     pub(crate) fn end(&self, f: Finished<'_>) {
         if let Some(seconds) = f.seconds {
-            self.observe(f.tenant, f.method, f.route, f.status, seconds, f.trace);
+            self.observe(
+                f.tenant,
+                f.method,
+                f.route,
+                &f.in_flight,
+                f.status,
+                seconds,
+                f.trace,
+            );
         }
         self.families.in_flight.add_at(&f.in_flight, -1.0);
         if let Some(error) = f.error {

@@ -57,6 +57,7 @@
 mod body;
 mod future;
 mod layer;
+mod memo;
 mod service;
 
 pub use body::ResponseBody;
