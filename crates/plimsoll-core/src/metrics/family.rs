@@ -1,0 +1,281 @@
+//! A family: its store of series, how it bounds, counts and writes them.
+
+use super::*;
+
+/// Static description of a family.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    /// Name without prefix and, for counters, without `_total`.
+    pub(crate) name: String,
+    /// The name as it appears in `plimsoll_cardinality_overflow_total{metric}`.
+    pub(crate) exposed: String,
+    pub(crate) help: String,
+}
+
+/// Ids of families: never reused, never 0, so that a [`SeriesKey`] can
+/// never name a series of another family, live or dropped.
+static NEXT_FAMILY_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A family: storage plus what is needed to bound, count and write it.
+pub(crate) struct Family<L, C> {
+    pub(super) id: u64,
+    pub(crate) store: Store<L, C>,
+    pub(crate) meta: Meta,
+    /// The label names written, in `L`'s order (under the naming scheme).
+    pub(crate) label_names: Box<[&'static str]>,
+    pub(crate) shape: Shape,
+    pub(super) tenants: Arc<TenantRegistry>,
+    /// `None` only for the overflow family itself.
+    pub(super) overflow_family: Option<Arc<OverflowFamily>>,
+    pub(super) tenant_overflow: OnceLock<OverflowCounter>,
+    pub(super) series_overflow: OnceLock<OverflowCounter>,
+}
+
+impl<L, C> fmt::Debug for Family<L, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Family")
+            .field("name", &self.meta.exposed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L: LabelSet, C: Cell> Family<L, C> {
+    pub(crate) fn new(
+        meta: Meta,
+        label_names: Box<[&'static str]>,
+        shape: Shape,
+        max_series: usize,
+        tenants: Arc<TenantRegistry>,
+        overflow_family: Option<Arc<OverflowFamily>>,
+    ) -> Self {
+        debug_assert_eq!(label_names.len(), L::NAMES.len());
+        Self {
+            id: NEXT_FAMILY_ID.fetch_add(1, Ordering::Relaxed),
+            store: Store::new(max_series),
+            meta,
+            label_names,
+            shape,
+            tenants,
+            overflow_family,
+            tenant_overflow: OnceLock::new(),
+            series_overflow: OnceLock::new(),
+        }
+    }
+
+    /// The overflow counter of one bound, created on first use with the
+    /// label that `label` names.
+    pub(super) fn overflow_counter<'a>(
+        &'a self,
+        which: &'a OnceLock<OverflowCounter>,
+        label: impl FnOnce() -> (String, usize),
+    ) -> Option<&'a OverflowCounter> {
+        let family = self.overflow_family.as_ref()?;
+        Some(which.get_or_init(|| {
+            let (label, bound) = label();
+            OverflowCounter::new(family, &self.meta.exposed, &label, bound)
+        }))
+    }
+
+    /// Counts one observation in the overflow counters that `flags` name.
+    #[inline]
+    pub(super) fn count(&self, flags: Overflows) {
+        if flags != Overflows::NONE {
+            self.count_slow(flags);
+        }
+    }
+
+    #[cold]
+    pub(super) fn count_slow(&self, flags: Overflows) {
+        if flags.tenant
+            && let Some(c) = self.overflow_counter(&self.tenant_overflow, || {
+                (crate::names::TENANT_LABEL.to_string(), self.tenants.limit())
+            })
+        {
+            c.inc();
+        }
+        if flags.series
+            && let Some(c) = self.overflow_counter(&self.series_overflow, || {
+                (self.label_names.join(","), self.store.max_series())
+            })
+        {
+            c.inc();
+        }
+    }
+
+    /// Resolves the series of a key: its index and which bounds it overflowed.
+    #[inline]
+    pub(super) fn resolve<Q: LabelKey<L> + ?Sized>(
+        &self,
+        tenant: &Tenant,
+        labels: &Q,
+        make: impl Fn() -> C,
+    ) -> (u32, Overflows) {
+        let tenant: Cow<'_, Tenant> = self.tenants.rebind(tenant);
+        let (index, series) = self.store.get_or_create(&tenant.label, labels, make);
+        (
+            index,
+            Overflows {
+                tenant: tenant.is_overflow(),
+                series,
+            },
+        )
+    }
+
+    /// Resolves a key and counts the observation about to be recorded.
+    #[inline]
+    pub(super) fn record<Q: LabelKey<L> + ?Sized>(
+        &self,
+        tenant: &Tenant,
+        labels: &Q,
+        make: impl Fn() -> C,
+    ) -> &C {
+        let (index, flags) = self.resolve(tenant, labels, make);
+        self.count(flags);
+        &self.entry(index).cell
+    }
+
+    /// Writes the family; nothing when it has no series.
+    pub(crate) fn encode(&self, enc: &mut Encoder<'_>) {
+        if self.store.len() == 0 {
+            return;
+        }
+        enc.header(&self.meta.name, &self.meta.help, C::KIND);
+        let mut labels = String::with_capacity(128);
+        for entry in self.store.iter() {
+            enc.render_labels(&mut labels, entry.tenant.as_str(), |buf| {
+                write_labels::<L>(buf, &self.label_names, entry.labels.as_ref())
+            });
+            entry
+                .cell
+                .encode(enc, &self.meta.name, &labels, &self.shape);
+        }
+    }
+
+    #[inline]
+    pub(super) fn entry(&self, index: u32) -> &Entry<L, C> {
+        self.store.entry(index)
+    }
+
+    /// The key of a series, resolved (and created if the bound allows) now.
+    #[inline]
+    pub(super) fn key<Q: LabelKey<L> + ?Sized>(
+        &self,
+        tenant: &Tenant,
+        labels: &Q,
+        make: impl Fn() -> C,
+    ) -> SeriesKey {
+        let (index, overflows) = self.resolve(tenant, labels, make);
+        SeriesKey {
+            family: self.id,
+            index,
+            overflows,
+        }
+    }
+
+    /// The entry of `key`; `None` for a key of another family. Family ids
+    /// are never reused, so a key of this family names one of its series.
+    #[inline]
+    pub(super) fn entry_at(&self, key: &SeriesKey) -> Option<&Entry<L, C>> {
+        if key.family != self.id {
+            return None;
+        }
+        self.store.get(key.index)
+    }
+
+    /// The cell of `key`, with its observation counted in the overflow
+    /// counters; `None` (and a debug assertion) for a key of another family.
+    #[inline]
+    pub(super) fn record_at(&self, key: &SeriesKey) -> Option<&C> {
+        let entry = self.entry_at(key)?;
+        self.count(key.overflows);
+        Some(&entry.cell)
+    }
+
+    /// The series of a key if it exists (never creates).
+    pub(super) fn existing<Q: LabelKey<L> + ?Sized>(
+        &self,
+        tenant: &Tenant,
+        labels: &Q,
+    ) -> Option<&C> {
+        let tenant = self.tenants.rebind(tenant);
+        self.store
+            .find(&tenant.label, labels)
+            .map(|i| &self.entry(i).cell)
+    }
+}
+
+pub(super) fn write_labels<L: LabelSet>(
+    buf: &mut String,
+    names: &[&'static str],
+    labels: Option<&L>,
+) {
+    let mut values = LabelValues::new(buf, names);
+    match labels {
+        Some(labels) => labels.write_values(&mut values),
+        None => {
+            for _ in L::NAMES {
+                values.push(OTHER);
+            }
+        }
+    }
+    values.finish();
+}
+
+/// Which bounds a series overflowed: each recording into it counts once in
+/// the matching overflow counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Overflows {
+    pub(super) tenant: bool,
+    pub(super) series: bool,
+}
+
+impl Overflows {
+    const NONE: Overflows = Overflows {
+        tenant: false,
+        series: false,
+    };
+}
+
+/// Object-safe view of a family for the registry.
+pub(crate) trait EncodeFamily: Send + Sync {
+    fn encode(&self, enc: &mut Encoder<'_>);
+    fn series_count(&self) -> usize;
+}
+
+impl<L: LabelSet, C: Cell> EncodeFamily for Family<L, C> {
+    fn encode(&self, enc: &mut Encoder<'_>) {
+        Family::encode(self, enc)
+    }
+    fn series_count(&self) -> usize {
+        self.store.len()
+    }
+}
+
+/// Exposes the observation counts of a histogram as a counter family (see
+/// [`Telemetry::register_count_view`](crate::Telemetry::register_count_view)).
+pub(crate) struct CountView<L> {
+    pub(crate) histogram: Arc<Family<L, HistogramCell>>,
+    pub(crate) meta: Meta,
+}
+
+impl<L: LabelSet> EncodeFamily for CountView<L> {
+    fn encode(&self, enc: &mut Encoder<'_>) {
+        let store = &self.histogram.store;
+        if store.len() == 0 {
+            return;
+        }
+        enc.header(&self.meta.name, &self.meta.help, MetricKind::Counter);
+        let mut labels = String::with_capacity(128);
+        for entry in store.iter() {
+            enc.render_labels(&mut labels, entry.tenant.as_str(), |buf| {
+                write_labels::<L>(buf, &self.histogram.label_names, entry.labels.as_ref())
+            });
+            enc.sample_start(&self.meta.name, "_total", &labels, None);
+            write_u64(enc.out, entry.cell.count());
+            enc.out.push('\n');
+        }
+    }
+    fn series_count(&self) -> usize {
+        0
+    }
+}
