@@ -114,7 +114,7 @@ pub(crate) fn write_escaped(out: &mut String, value: &str) {
 }
 
 /// Writes HELP text: both formats escape `\` and newline; OpenMetrics also `"`.
-fn write_help(out: &mut String, help: &str, format: Format) {
+pub(crate) fn write_help(out: &mut String, help: &str, format: Format) {
     for c in help.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

@@ -792,14 +792,7 @@ fn write_header(out: &mut String, family: &Family<'_>, suffix: &str, kind: &str,
         for part in ["# HELP ", family.name, suffix, " "] {
             out.push_str(part);
         }
-        for c in help.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '"' if format == Format::OpenMetrics => out.push_str("\\\""),
-                c => out.push(c),
-            }
-        }
+        crate::encoding::write_help(out, help, format);
         out.push('\n');
     }
     for part in ["# TYPE ", family.name, suffix, " ", kind, "\n"] {
