@@ -1,0 +1,58 @@
+//! The gRPC metrics service: resolves the tenant, opens the call's scope and operation.
+
+use super::*;
+
+/// The service made by [`GrpcMetricsLayer`].
+#[derive(Clone, Debug)]
+pub struct GrpcMetrics<S> {
+    pub(super) inner: S,
+    pub(super) shared: Arc<GrpcShared>,
+}
+
+crate::inner_access!(GrpcMetrics);
+
+/// The W3C trace context header.
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for GrpcMetrics<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: Body,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let shared = &self.shared;
+        let tenant = shared.tenants.resolve(req.headers(), req.extensions());
+        // The span: the trace-context hook's when one is set, else the
+        // incoming `traceparent` (which the default hook reads back from
+        // the scope).
+        let span = if shared.telemetry.has_trace_context_hook() {
+            shared.telemetry.current_span()
+        } else {
+            crate::tenant::header(req.headers(), &TRACEPARENT)
+                .and_then(|v| SpanContext::from_traceparent(v.as_bytes()))
+        };
+        let scope = Scope::with_span(tenant.clone(), span);
+        let trace = span.and_then(|s| s.exemplar());
+        let call = Operation::start_for(
+            tenant,
+            trace,
+            Calls(shared.clone()),
+            req.uri().path_and_query().cloned(),
+        );
+        let mut scope = Some(scope);
+        let inner = scope::poll_in(&mut scope, || self.inner.call(req));
+        ResponseFuture {
+            inner,
+            call: Some(call),
+            scope,
+        }
+    }
+}
