@@ -146,7 +146,7 @@ impl GrpcMetricsBuilder {
     }
 }
 
-/// Tower layer recording gRPC server metrics; see the [module docs](self).
+/// Tower layer recording gRPC server metrics; see the [module docs](super).
 #[derive(Clone, Debug)]
 pub struct GrpcMetricsLayer {
     shared: Arc<GrpcShared>,
