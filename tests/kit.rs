@@ -1490,3 +1490,26 @@ fn each_refused_configuration_names_its_field() {
         .build()
         .unwrap();
 }
+
+#[test]
+fn every_family_type_has_the_same_key_api() {
+    let t = quiet().build().unwrap();
+    let acme = t.tenant("acme");
+    let calls = t.counter::<QueueLabels>("key_calls", "Calls.").unwrap();
+    let sizes = t.histogram::<QueueLabels>("key_sizes", "Sizes.").unwrap();
+    let labels = QueueLabels {
+        queue: "email".into(),
+    };
+    let c = calls.key(&acme, &labels);
+    let h = sizes.key(&acme, &labels);
+    calls.inc_at(&c, 3);
+    sizes.observe_at(&h, 0.5, None);
+    assert_eq!(calls.get(&acme, &labels), 3);
+    assert_eq!(sizes.count(&acme, &labels), 1);
+    assert_eq!(calls.tenant_at(&c).unwrap().as_str(), "acme");
+    assert_eq!(sizes.labels_at(&h), Some(&labels));
+    // Keys of the other family do nothing and read nothing.
+    calls.inc_at(&h, 100);
+    assert_eq!(calls.get(&acme, &labels), 3);
+    assert!(calls.labels_at(&h).is_none() && sizes.tenant_at(&c).is_none());
+}

@@ -8,7 +8,8 @@
 //! registered family (a conflict is a [`RegisterError`](crate::RegisterError)),
 //! every series carries `tenant_id`, and past the family's series bound
 //! values are summed into the tenant's `__other__` series and counted in
-//! `plimsoll_cardinality_overflow_total`.
+//! `plimsoll_cardinality_overflow_total` (once per folded value per scrape:
+//! its rate says how many values are folded at each scrape).
 //!
 //! # Example
 //!

@@ -26,6 +26,22 @@ macro_rules! family_common {
             pub fn series_count(&self) -> usize {
                 self.family.store.len()
             }
+
+            /// The tenant of the series of `key`, as recorded (for a key of
+            /// another family: `None`). Recording with it reaches the same
+            /// tenant's series in every family of this `Telemetry`.
+            pub fn tenant_at(&self, key: &SeriesKey) -> Option<Tenant> {
+                let entry = self.family.entry_at(key)?;
+                Some(self.family.tenants.tenant_of(&entry.tenant))
+            }
+
+            /// The user labels of the series of `key`; `None` for an
+            /// overflow series (its labels are `__other__`) or a key of
+            /// another family.
+            #[inline]
+            pub fn labels_at(&self, key: &SeriesKey) -> Option<&L> {
+                self.family.entry_at(key)?.labels.as_ref()
+            }
         }
 
         impl<L: LabelSet> Clone for $series<L> {
@@ -87,6 +103,23 @@ impl<L: LabelSet> Counter<L> {
         self.family
             .existing(tenant, labels)
             .map_or(0, |c| c.0.load(Ordering::Relaxed))
+    }
+
+    /// The key of a series (created now if the bound allows), for
+    /// [`inc_at`](Counter::inc_at): a lookup done once, held without a
+    /// reference count.
+    #[inline]
+    pub fn key(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> SeriesKey {
+        self.family.key(tenant, labels, CounterCell::default)
+    }
+
+    /// Adds `value` to the series of `key` (from [`key`](Counter::key) of
+    /// this family; a key of another family does nothing).
+    #[inline]
+    pub fn inc_at(&self, key: &SeriesKey, value: u64) {
+        if let Some(cell) = self.family.record_at(key) {
+            cell.0.fetch_add(value, Ordering::Relaxed);
+        }
     }
 
     /// Calls `f` with every series and its value.
@@ -253,21 +286,6 @@ impl<L: LabelSet> Gauge<L> {
     /// The key of one series, created now if the bound allows.
     pub fn key(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> SeriesKey {
         self.family.key(tenant, labels, GaugeCell::default)
-    }
-
-    /// The tenant of the series of `key`, as recorded (for a key of
-    /// another family: `None`). Recording with it reaches the same tenant's
-    /// series in every family of this `Telemetry`.
-    pub fn tenant_at(&self, key: &SeriesKey) -> Option<Tenant> {
-        let entry = self.family.entry_at(key)?;
-        Some(self.family.tenants.tenant_of(&entry.tenant))
-    }
-
-    /// The user labels of the series of `key`; `None` for an overflow
-    /// series (its labels are `__other__`) or a key of another family.
-    #[inline]
-    pub fn labels_at(&self, key: &SeriesKey) -> Option<&L> {
-        self.family.entry_at(key)?.labels.as_ref()
     }
 
     /// Adds `value` to the series of `key` (from [`key`](Gauge::key) of this family).
