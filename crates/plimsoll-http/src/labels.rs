@@ -3,32 +3,116 @@
 
 use std::sync::Arc;
 
-use plimsoll_core::{impl_label_set, label_key};
+use plimsoll_core::{ClosedLabel, LabelField, LabelValue, LabelValues, impl_label_set, label_key};
 
 pub use plimsoll_core::classify::ErrorType;
 
-/// The `method` label: the standard methods; anything else is `_OTHER`
-/// (a closed set: invented methods never become labels).
-pub fn method_label(method: &http::Method) -> &'static str {
-    match *method {
-        http::Method::GET => "GET",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::PATCH => "PATCH",
-        http::Method::HEAD => "HEAD",
-        http::Method::OPTIONS => "OPTIONS",
-        http::Method::CONNECT => "CONNECT",
-        http::Method::TRACE => "TRACE",
-        _ => crate::names::METHOD_OTHER,
+/// The `method` label: a closed set, the standard methods and `_OTHER`
+/// (invented methods never become labels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `HEAD`.
+    Head,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `DELETE`.
+    Delete,
+    /// `CONNECT`.
+    Connect,
+    /// `OPTIONS`.
+    Options,
+    /// `TRACE`.
+    Trace,
+    /// `PATCH`.
+    Patch,
+    /// Any other method: `_OTHER`.
+    Other,
+}
+
+impl Method {
+    /// The label of a request's method.
+    #[inline]
+    pub fn of(method: &http::Method) -> Self {
+        match *method {
+            http::Method::GET => Method::Get,
+            http::Method::HEAD => Method::Head,
+            http::Method::POST => Method::Post,
+            http::Method::PUT => Method::Put,
+            http::Method::DELETE => Method::Delete,
+            http::Method::CONNECT => Method::Connect,
+            http::Method::OPTIONS => Method::Options,
+            http::Method::TRACE => Method::Trace,
+            http::Method::PATCH => Method::Patch,
+            _ => Method::Other,
+        }
+    }
+}
+
+impl ClosedLabel for Method {
+    const VALUES: &'static [&'static str] = &[
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "DELETE",
+        "CONNECT",
+        "OPTIONS",
+        "TRACE",
+        "PATCH",
+        crate::names::METHOD_OTHER,
+    ];
+
+    #[inline]
+    fn as_str(&self) -> &'static str {
+        Self::VALUES[*self as usize]
+    }
+
+    fn from_label(value: &str) -> Self {
+        match Self::VALUES.iter().position(|v| *v == value) {
+            Some(i) => [
+                Method::Get,
+                Method::Head,
+                Method::Post,
+                Method::Put,
+                Method::Delete,
+                Method::Connect,
+                Method::Options,
+                Method::Trace,
+                Method::Patch,
+                Method::Other,
+            ][i],
+            None => Method::Other,
+        }
+    }
+}
+
+impl LabelValue for Method {
+    #[inline]
+    fn write_value(&self, out: &mut LabelValues<'_>) {
+        out.push(self.as_str())
+    }
+}
+
+impl LabelField for Method {
+    type Ref<'a> = Method;
+    #[inline]
+    fn as_ref_value(&self) -> Method {
+        *self
+    }
+    fn from_ref_value(value: Method) -> Self {
+        value
     }
 }
 
 /// Labels of the request counter and latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct RequestLabels {
-    /// See [`method_label`].
-    pub method: &'static str,
+    /// The method.
+    pub method: Method,
     /// The route template, `__unmatched__`, or `__other__`.
     pub route: Arc<str>,
     /// The response status (499 when cancelled).
@@ -41,28 +125,28 @@ impl_label_set!(RequestLabels {
 });
 label_key!(
     /// The borrowed form of [`RequestLabels`].
-    pub struct RequestKey for RequestLabels { method: &'static str, route: Arc<str>, status_code: u16 }
+    pub struct RequestKey for RequestLabels { method: Method, route: Arc<str>, status_code: u16 }
 );
 
 /// Labels of the in-flight gauge and the body size histograms.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct RouteLabels {
-    /// See [`method_label`].
-    pub method: &'static str,
+    /// The method.
+    pub method: Method,
     /// The route template.
     pub route: Arc<str>,
 }
 impl_label_set!(RouteLabels { method, route });
 label_key!(
     /// The borrowed form of [`RouteLabels`].
-    pub struct RouteKey for RouteLabels { method: &'static str, route: Arc<str> }
+    pub struct RouteKey for RouteLabels { method: Method, route: Arc<str> }
 );
 
 /// Labels of the error counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct ErrorLabels {
-    /// See [`method_label`].
-    pub method: &'static str,
+    /// The method.
+    pub method: Method,
     /// The route template.
     pub route: Arc<str>,
     /// Why the request failed.
@@ -75,7 +159,7 @@ impl_label_set!(ErrorLabels {
 });
 label_key!(
     /// The borrowed form of [`ErrorLabels`].
-    pub struct ErrorKey for ErrorLabels { method: &'static str, route: Arc<str>, error_type: ErrorType }
+    pub struct ErrorKey for ErrorLabels { method: Method, route: Arc<str>, error_type: ErrorType }
 );
 
 #[cfg(test)]
@@ -84,10 +168,14 @@ mod tests {
 
     #[test]
     fn methods() {
-        assert_eq!(method_label(&http::Method::GET), "GET");
+        assert_eq!(Method::of(&http::Method::GET).as_str(), "GET");
         assert_eq!(
-            method_label(&http::Method::from_bytes(b"BREW").unwrap()),
+            Method::of(&http::Method::from_bytes(b"BREW").unwrap()).as_str(),
             "_OTHER"
         );
+        for (i, value) in Method::VALUES.iter().enumerate() {
+            assert_eq!(Method::from_label(value).as_str(), *value, "{i}");
+        }
+        assert_eq!(Method::from_label("get"), Method::Other);
     }
 }

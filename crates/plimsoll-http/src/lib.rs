@@ -72,7 +72,7 @@ pub mod tenant;
 pub use client::{ExternalCallBuilder, ExternalCallLayer, ExternalCalls};
 pub use connections::{ConnectionGauge, ConnectionGuard};
 pub use grpc::{GrpcMetricsBuilder, GrpcMetricsLayer};
-pub use labels::ErrorType;
+pub use labels::{ErrorType, Method};
 pub use metrics::MetricsService;
 #[cfg(feature = "axum")]
 pub use metrics::metrics_router;

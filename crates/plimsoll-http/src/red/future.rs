@@ -21,7 +21,7 @@ pub(crate) struct Request {
     /// The request's tenant and span: current while the handler runs.
     /// While it is (during a poll), this holds the scope it replaced.
     pub(crate) scope: Option<Scope>,
-    pub(crate) method: &'static str,
+    pub(crate) method: crate::labels::Method,
     pub(crate) route: Route,
     pub(crate) in_flight: SeriesKey,
     pub(crate) start: Stamp,

@@ -438,7 +438,7 @@ static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparen
 /// A finished request, as [`Shared::end`] records it.
 pub(crate) struct Finished<'a> {
     pub(crate) tenant: &'a Tenant,
-    pub(crate) method: &'static str,
+    pub(crate) method: crate::labels::Method,
     pub(crate) route: &'a str,
     pub(crate) in_flight: SeriesKey,
     /// The latency, unless recorded at the response headers.
@@ -466,7 +466,7 @@ impl Shared {
         if !self.ignored.is_empty() && self.is_ignored(&route, req.uri()) {
             return None;
         }
-        let method = crate::labels::method_label(req.method());
+        let method = crate::labels::Method::of(req.method());
         let tenant = self.tenants.resolve(req.headers(), req.extensions());
         // The span: the trace-context hook's when one is set, else the
         // incoming `traceparent` (which the default hook reads back from
@@ -529,7 +529,7 @@ impl Shared {
     pub(crate) fn observe(
         &self,
         tenant: &Tenant,
-        method: &'static str,
+        method: crate::labels::Method,
         route: &str,
         in_flight: &SeriesKey,
         status: u16,

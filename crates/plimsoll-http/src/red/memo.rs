@@ -5,7 +5,7 @@
 //!
 //! Sound by construction:
 //! - A slot is keyed by identity, not content: the layer's id (never
-//!   reused), the method's `&'static str`, and the addresses of the
+//!   reused), the method (a closed set), and the addresses of the
 //!   tenant's and the route's label values. The slot holds clones of the
 //!   tenant and the route it was filled with, so those addresses cannot be
 //!   freed and reused for another value while the slot lives: equal
@@ -24,6 +24,7 @@ use std::cell::RefCell;
 use plimsoll_core::{SeriesKey, Tenant};
 
 use super::layer::Route;
+use crate::labels::Method;
 
 /// Slots per table: a power of two.
 const SLOTS: usize = 64;
@@ -31,7 +32,7 @@ const SLOTS: usize = 64;
 struct StartSlot {
     /// 0: empty.
     layer: u64,
-    method: usize,
+    method: Method,
     /// Compared by identity ([`Tenant::same`]).
     tenant: Tenant,
     /// The address of `route`'s label value, compared on a hit.
@@ -60,7 +61,7 @@ impl Memo {
         Self {
             start: std::array::from_fn(|_| StartSlot {
                 layer: 0,
-                method: 0,
+                method: Method::Other,
                 tenant: Tenant::unknown(),
                 route_addr: 0,
                 route: Route::Unmatched,
@@ -92,23 +93,18 @@ fn position(a: u64, b: u64, c: u64) -> usize {
 pub(crate) fn in_flight(
     layer: u64,
     tenant: &Tenant,
-    method: &'static str,
+    method: Method,
     route: &Route,
     resolve: impl FnOnce() -> SeriesKey,
 ) -> SeriesKey {
-    let method_addr = method.as_ptr() as usize;
     let route_addr = route.as_str().as_ptr() as usize;
     let tenant_addr = tenant.as_str().as_ptr() as usize;
-    let at = position(
-        layer ^ method_addr as u64,
-        tenant_addr as u64,
-        route_addr as u64,
-    );
+    let at = position(layer ^ method as u64, tenant_addr as u64, route_addr as u64);
     memoized(
         |memo| &mut memo.start[at],
         |slot| {
             (slot.layer == layer
-                && slot.method == method_addr
+                && slot.method == method
                 && slot.route_addr == route_addr
                 && slot.tenant.same(tenant))
             .then_some(slot.key)
@@ -117,7 +113,7 @@ pub(crate) fn in_flight(
         resolve,
         |key| StartSlot {
             layer,
-            method: method_addr,
+            method,
             tenant: tenant.clone(),
             route_addr,
             route: route.clone(),
