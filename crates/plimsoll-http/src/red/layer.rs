@@ -486,13 +486,16 @@ impl Shared {
             };
             self.families.in_flight.key(&tenant, &key)
         };
-        let in_flight = if self.memo {
+        let (in_flight, cached) = if self.memo {
             super::memo::in_flight(self.id, &tenant, method, &route, lookup)
         } else {
-            lookup()
+            (lookup(), None)
         };
         self.families.in_flight.add_at(&in_flight, 1.0);
-        let scope = Scope::with_span(tenant, span);
+        let scope = match (span, cached) {
+            (None, Some(scope)) => scope,
+            _ => Scope::with_span(tenant, span),
+        };
         let header_timing = !self.header_timing.is_empty()
             && self.header_timing.iter().any(|r| r == route.as_str());
         let request_size = if self.families.sizes.is_some() {

@@ -15,12 +15,17 @@
 //! - What the memo returns is a [`SeriesKey`], which names its family by an
 //!   id that is never reused: used with the wrong family it does nothing.
 //!
+//! - A slot also holds a request scope for its tenant with no span: scopes
+//!   are immutable, so requests of that tenant without a span share it
+//!   instead of allocating one each.
+//!
 //! A miss (or a thread whose memo is gone) falls back to the family lookup,
 //! which gives the same key: a series, once resolved, keeps its key (series
 //! are never removed, and a key past the series bound stays past it).
 
 use std::cell::RefCell;
 
+use plimsoll_core::scope::Scope;
 use plimsoll_core::{SeriesKey, Tenant};
 
 use super::layer::Route;
@@ -41,6 +46,9 @@ struct StartSlot {
     #[allow(dead_code)]
     route: Route,
     key: Option<SeriesKey>,
+    /// A request scope for `tenant` with no span, shared by the requests
+    /// that hit this slot without one (a scope is immutable).
+    scope: Option<Scope>,
 }
 
 struct EndSlot {
@@ -66,6 +74,7 @@ impl Memo {
                 route_addr: 0,
                 route: Route::Unmatched,
                 key: None,
+                scope: None,
             }),
             end: std::array::from_fn(|_| EndSlot {
                 layer: 0,
@@ -87,8 +96,9 @@ fn position(a: u64, b: u64, c: u64) -> usize {
     (mixed >> (64 - SLOTS.trailing_zeros())) as usize
 }
 
-/// The in-flight series of (tenant, method, route) in layer `layer`;
-/// `resolve` looks it up in the family on a miss.
+/// The in-flight series of (tenant, method, route) in layer `layer`, and
+/// on a hit a scope for `tenant` without a span; `resolve` looks the series
+/// up in the family on a miss.
 #[inline]
 pub(crate) fn in_flight(
     layer: u64,
@@ -96,20 +106,25 @@ pub(crate) fn in_flight(
     method: Method,
     route: &Route,
     resolve: impl FnOnce() -> SeriesKey,
-) -> SeriesKey {
+) -> (SeriesKey, Option<Scope>) {
     let route_addr = route.as_str().as_ptr() as usize;
     let tenant_addr = tenant.as_str().as_ptr() as usize;
     let at = position(layer ^ method as u64, tenant_addr as u64, route_addr as u64);
-    memoized(
+    let found = MEMO.try_with(|memo| {
+        let memo = memo.try_borrow().ok()?;
+        let slot = &memo.start[at];
+        (slot.layer == layer
+            && slot.method == method
+            && slot.route_addr == route_addr
+            && slot.tenant.same(tenant))
+        .then(|| Some((slot.key?, slot.scope.clone())))
+        .flatten()
+    });
+    if let Ok(Some(hit)) = found {
+        return hit;
+    }
+    let key = miss(
         |memo| &mut memo.start[at],
-        |slot| {
-            (slot.layer == layer
-                && slot.method == method
-                && slot.route_addr == route_addr
-                && slot.tenant.same(tenant))
-            .then_some(slot.key)
-            .flatten()
-        },
         resolve,
         |key| StartSlot {
             layer,
@@ -118,8 +133,10 @@ pub(crate) fn in_flight(
             route_addr,
             route: route.clone(),
             key: Some(key),
+            scope: Some(Scope::new(tenant.clone())),
         },
-    )
+    );
+    (key, None)
 }
 
 /// The latency series of the request whose in-flight series is `in_flight`,
