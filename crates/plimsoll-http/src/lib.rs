@@ -34,6 +34,16 @@
 //! - [`ExternalCallLayer`] and [`ExternalCalls`]: outbound calls — see [`client`].
 //! - [`MetricsService`], [`metrics_router`]: the `/metrics` endpoint.
 //! - [`ConnectionGauge`]: long-lived connections (WebSocket, SSE).
+//! - [`families`]: every family these layers record, declared once (names
+//!   under both naming schemes, labels, bounds).
+//! - [`TenantResolver`]: how a request's tenant is found, for layers of
+//!   your own.
+//!
+//! The server layers run each request in its
+//! [`Scope`](plimsoll_core::scope::Scope): whatever the handler records
+//! through the kit (outbound calls here, queries and commands in the data
+//! crates) carries the request's tenant. To instrument something else the
+//! same way, see the repository's `docs/extending.md`.
 
 /// `get_ref`, `get_mut` and `into_inner` for a middleware service whose
 /// wrapped service is the field `inner`.
