@@ -5,8 +5,6 @@
 //! refused configurations. Every assertion is on an exact value, series
 //! count or exposition line.
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
@@ -1224,116 +1222,6 @@ fn stale_or_foreign_series_keys_are_harmless() {
 // 9. Bounds speak up
 // ---------------------------------------------------------------------------
 
-/// One event as the subscriber saw it.
-#[derive(Clone, Debug)]
-struct Captured {
-    level: tracing::Level,
-    target: String,
-    fields: BTreeMap<String, String>,
-}
-
-/// A subscriber that keeps every event.
-#[derive(Clone, Default)]
-struct Capture {
-    events: Arc<Mutex<Vec<Captured>>>,
-}
-
-struct Fields(BTreeMap<String, String>);
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().into(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        self.0.insert(field.name().into(), value.to_string());
-    }
-    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        self.0.insert(field.name().into(), value.to_string());
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = Fields(BTreeMap::new());
-        event.record(&mut fields);
-        self.events.lock().unwrap().push(Captured {
-            level: *event.metadata().level(),
-            target: event.metadata().target().into(),
-            fields: fields.0,
-        });
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-const EMAILS_SENT: FamilyDecl = FamilyDecl::counter("emails_sent_total", "Emails sent.")
-    .with_labels(&[LabelDecl::open("campaign", 100)]);
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-struct CampaignLabels {
-    campaign: String,
-}
-impl_label_set!(CampaignLabels { campaign });
-
-#[test]
-fn a_reached_bound_logs_one_warning_naming_metric_label_and_bound() {
-    let capture = Capture::default();
-    let events = capture.events.clone();
-    let t = quiet()
-        .with_family_max_series(&EMAILS_SENT, 2)
-        .build()
-        .unwrap();
-    let emails: Counter<CampaignLabels> = t.declare(&EMAILS_SENT).unwrap();
-    let acme = t.tenant("acme");
-    tracing::subscriber::with_default(capture, || {
-        for i in 0..7 {
-            emails.inc(
-                &acme,
-                &CampaignLabels {
-                    campaign: format!("c{i}"),
-                },
-            );
-        }
-    });
-    assert_eq!(emails.series_count(), 3, "2 series and acme's __other__");
-    assert_eq!(
-        t.scrape().value(
-            "plimsoll_cardinality_overflow_total",
-            &[("metric", "emails_sent_total"), ("label", "campaign")]
-        ),
-        Some(5.0)
-    );
-    let events = events.lock().unwrap();
-    let warnings: Vec<&Captured> = events
-        .iter()
-        .filter(|e| e.level == tracing::Level::WARN)
-        .collect();
-    assert_eq!(warnings.len(), 1, "{events:#?}");
-    let warning = warnings[0];
-    assert_eq!(warning.target, "plimsoll");
-    assert_eq!(
-        warning.fields.get("metric").map(String::as_str),
-        Some("emails_sent_total")
-    );
-    assert_eq!(
-        warning.fields.get("label").map(String::as_str),
-        Some("campaign")
-    );
-    assert_eq!(warning.fields.get("bound").map(String::as_str), Some("2"));
-    assert!(warning.fields.contains_key("message"), "{warning:#?}");
-}
-
 #[test]
 fn try_tenant_says_why_an_id_gets_no_label_of_its_own() {
     let bounded = quiet().with_max_tenants(1).build().unwrap();
@@ -1512,4 +1400,208 @@ fn every_family_type_has_the_same_key_api() {
     calls.inc_at(&h, 100);
     assert_eq!(calls.get(&acme, &labels), 3);
     assert!(calls.labels_at(&h).is_none() && sizes.tenant_at(&c).is_none());
+}
+
+// ---------------------------------------------------------------------------
+// Found in review
+// ---------------------------------------------------------------------------
+
+const QUEUED: FamilyDecl = FamilyDecl::counter("queued_total", "Queued, by queue.")
+    .with_labels(&[LabelDecl::open("queue", 2)]);
+
+#[test]
+fn values_folded_by_a_guard_and_by_the_series_bound_share_one_series() {
+    let t = quiet().with_family_max_series(&QUEUED, 3).build().unwrap();
+    let queued: Counter<QueueLabels> = t.declare(&QUEUED).unwrap();
+    let queues = t.label_guard(&QUEUED, "queue").unwrap();
+    let (acme, globex) = (t.tenant("acme"), t.tenant("globex"));
+    let record = |tenant: &Tenant, queue: &str| {
+        queued.inc(
+            tenant,
+            &QueueLabels {
+                queue: queues.admit(queue),
+            },
+        )
+    };
+    record(&globex, "a");
+    record(&globex, "b");
+    record(&acme, "c"); // past the guard's bound: queue="__other__"
+    record(&acme, "a");
+    record(&acme, "b"); // past the family's series bound (3)
+    let body = t.encode(Format::Prometheus);
+    // "c" (past the guard) and "b" (past the series bound) share the
+    // tenant's one `__other__` series.
+    assert_eq!(
+        lines(&body, "queued_total{tenant_id=\"acme\""),
+        [
+            r#"queued_total{tenant_id="acme",queue="__other__"} 2"#,
+            r#"queued_total{tenant_id="acme",queue="a"} 1"#,
+        ],
+        "{body}"
+    );
+    // Never two series with the same labels.
+    let mut seen = std::collections::HashSet::new();
+    for line in body.lines().filter(|l| l.starts_with("queued_total{")) {
+        let labels = line.rsplit_once(' ').unwrap().0;
+        assert!(seen.insert(labels.to_string()), "{labels} twice:\n{body}");
+    }
+    // Every observation is still counted, and read back where it is.
+    assert_eq!(queued.total(|_| true), 5);
+    let other = QueueLabels {
+        queue: "__other__".into(),
+    };
+    assert_eq!(queued.get(&acme, &other), 2);
+}
+
+#[test]
+fn a_scrape_time_counter_refuses_negative_and_nan_values() {
+    const DONE: FamilyDecl = FamilyDecl::counter("jobs_done_scraped_total", "Done.");
+    let t = quiet().build().unwrap();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = errors.clone();
+    t.declare_scraped::<()>(&DONE, move |out| {
+        let system = Tenant::system();
+        let mut seen = seen.lock().unwrap();
+        seen.push(out.set(&system, &(), -3.0).unwrap_err().to_string());
+        seen.push(out.set(&system, &(), f64::NAN).unwrap_err().to_string());
+        out.set(&system, &(), 4.0).unwrap();
+    })
+    .unwrap();
+    let body = t.encode(Format::Prometheus);
+    assert!(
+        body.contains("jobs_done_scraped_total{tenant_id=\"__system__\"} 4\n"),
+        "{body}"
+    );
+    assert_eq!(
+        errors.lock().unwrap()[0],
+        "metric \"jobs_done_scraped_total\": a counter cannot be -3"
+    );
+}
+
+#[test]
+fn a_histogram_with_negative_bounds_has_no_sum_in_openmetrics() {
+    let t = quiet().build().unwrap();
+    let delta = t
+        .histogram_with::<()>(
+            plimsoll::MetricOpts::new("temp_delta", "Delta.").with_buckets(vec![-1.0, 0.0, 1.0]),
+        )
+        .unwrap();
+    delta.observe(&t.tenant("acme"), &(), 0.5);
+    let om = t.encode(Format::OpenMetrics);
+    assert!(
+        !om.contains("temp_delta_sum") && !om.contains("temp_delta_count"),
+        "{om}"
+    );
+    assert!(om.contains("temp_delta_bucket{tenant_id=\"acme\",le=\"+Inf\"} 1\n"));
+    assert!(
+        t.encode(Format::Prometheus)
+            .contains("temp_delta_sum{tenant_id=\"acme\"} 0.5\n")
+    );
+}
+
+#[tokio::test]
+async fn layers_inside_the_red_layer_run_their_call_in_the_request_scope() {
+    #[derive(Clone)]
+    struct Seen<S> {
+        inner: S,
+        tenants: Arc<Mutex<Vec<String>>>,
+    }
+    impl<S: tower::Service<http::Request<Body>>> tower::Service<http::Request<Body>> for Seen<S> {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = S::Future;
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+        fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+            let tenant = plimsoll::scope::current_tenant();
+            self.tenants.lock().unwrap().push(tenant.to_string());
+            self.inner.call(req)
+        }
+    }
+    let t = quiet().build().unwrap();
+    let tenants = Arc::new(Mutex::new(Vec::new()));
+    let seen = tenants.clone();
+    let app = Router::new()
+        .route("/x", get(|| async { "x" }))
+        .layer(tower::layer::layer_fn(move |inner| Seen {
+            inner,
+            tenants: seen.clone(),
+        }))
+        .layer(
+            RedMetricsLayer::builder(&t)
+                .with_tenant_header("x-tenant-id")
+                .build()
+                .unwrap(),
+        );
+    let request = http::Request::get("/x")
+        .header("x-tenant-id", "acme")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(*tenants.lock().unwrap(), ["acme"]);
+}
+
+#[tokio::test]
+async fn the_grpc_layer_takes_a_custom_tenant_resolver() {
+    let t = quiet().build().unwrap();
+    let resolving = t.clone();
+    let layer = GrpcMetricsLayer::builder(&t)
+        .with_tenant_resolver(move |headers, _| {
+            let key = headers.get("x-api-key")?.to_str().ok()?;
+            Some(resolving.tenant(key.strip_prefix("key-")?))
+        })
+        .build()
+        .unwrap();
+    let service = tower::service_fn(|_req: http::Request<()>| async {
+        let response = http::Response::builder()
+            .header("grpc-status", "0")
+            .body(http_body_util::Empty::<axum::body::Bytes>::new())
+            .unwrap();
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    let request = http::Request::post("/orders.v1.Orders/Get")
+        .header("x-api-key", "key-acme")
+        .body(())
+        .unwrap();
+    let response = tower::Layer::layer(&layer, service)
+        .oneshot(request)
+        .await
+        .unwrap();
+    drop(response);
+    let body = t.encode(Format::Prometheus);
+    assert!(
+        body.contains(
+            "grpc_server_handled_total{tenant_id=\"acme\",grpc_service=\"orders.v1.Orders\",grpc_method=\"Get\",grpc_code=\"OK\"} 1\n"
+        ),
+        "{body}"
+    );
+}
+
+#[test]
+fn settings_that_would_do_nothing_are_refused() {
+    let err = Telemetry::builder()
+        .with_label_bound(
+            &plimsoll::http::families::HTTP_REQUESTS_IN_FLIGHT,
+            "route",
+            5,
+        )
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("label_bounds[http_requests_in_flight.route]"),
+        "{err}"
+    );
+    let err = Telemetry::builder()
+        .with_family_buckets(&QUEUED, vec![1.0])
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "family_buckets[queued]: \"queued_total\" is not a histogram, it has no buckets"
+    );
 }

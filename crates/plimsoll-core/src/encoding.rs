@@ -233,11 +233,20 @@ impl Encoder<'_> {
     }
 
     /// Writes a histogram's `_sum` and `_count` lines. OpenMetrics allows
-    /// only a sum that is neither negative nor NaN, and a count only with a
-    /// sum: a histogram that observed negative values has neither there
-    /// (its `+Inf` bucket is the count). Prometheus text 0.0.4 has both.
-    pub(crate) fn sum_and_count(&mut self, name: &str, labels: &str, sum: f64, count: u64) {
-        if self.format == Format::OpenMetrics && (sum.is_nan() || sum < 0.0) {
+    /// a sum only when it is neither negative nor NaN and no bucket bound
+    /// is negative, and a count only with a sum: such a histogram has
+    /// neither there (its `+Inf` bucket is the count). Prometheus text
+    /// 0.0.4 has both.
+    pub(crate) fn sum_and_count(
+        &mut self,
+        name: &str,
+        labels: &str,
+        bounds: &[f64],
+        sum: f64,
+        count: u64,
+    ) {
+        let negative = sum.is_nan() || sum < 0.0 || bounds.first().is_some_and(|b| *b < 0.0);
+        if self.format == Format::OpenMetrics && negative {
             return;
         }
         self.sample_start(name, "_sum", labels, None);

@@ -55,6 +55,16 @@ pub enum Bound {
     /// recorded as `__other__`. Configurable per telemetry with
     /// [`TelemetryBuilder::with_label_bound`](crate::TelemetryBuilder::with_label_bound).
     Open(usize),
+    /// Values that went through the bound of another family's open label
+    /// (the route of `http_requests_in_flight` is the one
+    /// `http_request_duration_seconds` admitted): bounded there, configured
+    /// there.
+    Via {
+        /// The family (catalogue name) whose label guard admits the values.
+        family: &'static str,
+        /// Its label.
+        label: &'static str,
+    },
 }
 
 /// One label of a [`FamilyDecl`].
@@ -82,6 +92,20 @@ impl LabelDecl {
             name,
             otel_name: None,
             bound: Bound::Open(default_bound),
+        }
+    }
+
+    /// A label whose values went through the bound of `label` of another
+    /// declared `family` (see [`Bound::Via`]).
+    pub const fn bounded_via(
+        name: &'static str,
+        family: &'static str,
+        label: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            otel_name: None,
+            bound: Bound::Via { family, label },
         }
     }
 
@@ -243,6 +267,12 @@ impl FamilyDecl {
             .map(|l| match l.bound {
                 Bound::Closed => format!("`{}`", l.name_for(naming)),
                 Bound::Open(n) => format!("`{}` (≤ {n})", l.name_for(naming)),
+                Bound::Via { family, label } => {
+                    format!(
+                        "`{}` (bounded with `{family}` `{label}`)",
+                        l.name_for(naming)
+                    )
+                }
             })
             .collect();
         let labels = if labels.is_empty() {

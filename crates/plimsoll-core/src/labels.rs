@@ -254,6 +254,26 @@ impl<'a> LabelValues<'a> {
     }
 }
 
+/// Whether every label of `labels` is `__other__`: such a set is written
+/// exactly like a tenant's overflow series, so it is recorded there (one
+/// series, never two with the same labels). A set with no labels is not.
+pub(crate) fn all_other<L: LabelSet>(labels: &L) -> bool {
+    if L::NAMES.is_empty() {
+        return false;
+    }
+    let mut written = String::new();
+    let mut values = LabelValues::new(&mut written, L::NAMES);
+    labels.write_values(&mut values);
+    values.finish();
+    let mut other = String::new();
+    let mut values = LabelValues::new(&mut other, L::NAMES);
+    for _ in L::NAMES {
+        values.push(crate::names::OTHER);
+    }
+    values.finish();
+    written == other
+}
+
 /// Implements [`LabelSet`] for a struct whose fields implement [`LabelValue`];
 /// each field name is the label name.
 ///

@@ -134,7 +134,7 @@ impl Scope {
     }
 
     /// Runs `f` inside this scope, on this thread.
-    pub fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
+    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
         let mut slot = Some(self.clone());
         let entered = swap(&mut slot);
         let restore = Restore {
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn enter_runs_synchronous_code_in_the_scope() {
-        let mut scope = Scope::new(Tenant::unknown());
+        let scope = Scope::new(Tenant::unknown());
         assert_eq!(scope.enter(current_tenant).as_str(), "__unknown__");
         assert_eq!(current_tenant().as_str(), "__system__");
     }

@@ -65,6 +65,14 @@ pub enum ScrapeError {
         /// The family's bounds.
         expected: Vec<f64>,
     },
+    /// A counter value that is negative or NaN (a counter only goes up from 0).
+    #[error("metric {metric:?}: a counter cannot be {value}")]
+    InvalidValue {
+        /// The metric.
+        metric: String,
+        /// The value given.
+        value: f64,
+    },
     /// A number written to a histogram family, or a snapshot to a counter or gauge.
     #[error("metric {metric:?} is a {kind:?}: write it with the matching method")]
     Kind {
@@ -154,6 +162,12 @@ impl<L: LabelSet> ScrapeWriter<'_, L> {
         if self.family.kind == MetricKind::Histogram {
             return Err(self.kind_error());
         }
+        if self.family.kind == MetricKind::Counter && (value.is_nan() || value < 0.0) {
+            return Err(self.report(ScrapeError::InvalidValue {
+                metric: self.family.meta.exposed.clone(),
+                value,
+            }));
+        }
         self.put(tenant, labels, Value::Number(value));
         Ok(())
     }
@@ -204,6 +218,12 @@ impl<L: LabelSet> ScrapeWriter<'_, L> {
     fn put(&mut self, tenant: &Tenant, labels: &L, value: Value) {
         let tenant = self.family.tenants.rebind(tenant);
         let label = tenant.label.clone();
+        // Labels all `__other__` are written like the overflow series: they
+        // are summed into it (one series, never two with the same labels).
+        if crate::labels::all_other(labels) {
+            self.fold(label, value);
+            return;
+        }
         let key = (label.clone(), Some(labels.clone()));
         if !tenant.is_overflow()
             && let Some(&at) = self.index.get(&key)
@@ -223,6 +243,11 @@ impl<L: LabelSet> ScrapeWriter<'_, L> {
         if self.regular >= self.family.max_series {
             self.family.overflow(false).inc();
         }
+        self.fold(label, value);
+    }
+
+    /// Adds `value` to the tenant's `__other__` series.
+    fn fold(&mut self, label: TenantLabel, value: Value) {
         let overflow_key = (label.clone(), None);
         match self.index.get(&overflow_key) {
             Some(&at) => match (&mut self.series[at].2, &value) {
@@ -300,7 +325,13 @@ impl<L: LabelSet> EncodeFamily for ScrapedFamily<L> {
                         write_u64(enc.out, cumulative);
                         enc.out.push('\n');
                     }
-                    enc.sum_and_count(&self.meta.name, &labels, h.sum(), cumulative);
+                    enc.sum_and_count(
+                        &self.meta.name,
+                        &labels,
+                        &self.shape.bounds,
+                        h.sum(),
+                        cumulative,
+                    );
                 }
             }
         }

@@ -183,6 +183,21 @@ impl<L: LabelSet, C> Store<L, C> {
         labels: &Q,
     ) -> Option<u32> {
         self.find_hashed(self.hash(tenant, Some(labels)), tenant, Some(labels))
+            .or_else(|| self.find_folded(tenant, labels))
+    }
+
+    /// The tenant's overflow series, when `labels` are all `__other__`
+    /// (see [`all_other`](crate::labels::all_other)).
+    #[cold]
+    fn find_folded<Q: LabelKey<L> + ?Sized>(
+        &self,
+        tenant: &TenantLabel,
+        labels: &Q,
+    ) -> Option<u32> {
+        if !crate::labels::all_other(&labels.to_labels()) {
+            return None;
+        }
+        self.find_hashed::<L>(self.hash::<L>(tenant, None), tenant, None)
     }
 
     /// The series for this key, created if the bound allows; otherwise the
@@ -209,6 +224,12 @@ impl<L: LabelSet, C> Store<L, C> {
         labels: &Q,
         make: impl Fn() -> C,
     ) -> (u32, bool) {
+        // Labels that are all `__other__` (values folded by label guards)
+        // would be written like the overflow series: they are recorded
+        // there, without counting a series overflow.
+        if crate::labels::all_other(&labels.to_labels()) {
+            return (self.overflow_series(tenant, &make), false);
+        }
         if self.regular.load(Ordering::Acquire) < self.max_series
             && let Some(index) = self.insert(hash, tenant, Some(labels), &make, true)
         {

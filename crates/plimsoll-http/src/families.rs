@@ -17,7 +17,13 @@ pub const DEFAULT_MAX_SERVICES: usize = 100;
 pub const DEFAULT_MAX_NAMESPACES: usize = 100;
 
 const METHOD: LabelDecl = LabelDecl::closed("method").with_otel_name("http_request_method");
+/// The route's bound, on the family whose guard admits routes (only routes
+/// from a custom extractor go through it: axum's templates are as many as
+/// the router's routes).
 const ROUTE: LabelDecl = LabelDecl::open("route", DEFAULT_MAX_ROUTES).with_otel_name("http_route");
+/// The same routes in the other HTTP families.
+const ROUTE_VIA: LabelDecl = LabelDecl::bounded_via("route", names::HTTP_REQUEST_DURATION, "route")
+    .with_otel_name("http_route");
 const STATUS: LabelDecl =
     LabelDecl::closed("status_code").with_otel_name("http_response_status_code");
 
@@ -38,7 +44,7 @@ pub const HTTP_REQUESTS: FamilyDecl = FamilyDecl::counter(
     "HTTP requests handled, by method, route and status code.",
 )
 .with_otel_name(names::OTEL_HTTP_REQUESTS)
-.with_labels(&[METHOD, ROUTE, STATUS]);
+.with_labels(&[METHOD, ROUTE_VIA, STATUS]);
 
 /// `http_requests_in_flight{method, route}`.
 pub const HTTP_REQUESTS_IN_FLIGHT: FamilyDecl = FamilyDecl::gauge(
@@ -46,7 +52,7 @@ pub const HTTP_REQUESTS_IN_FLIGHT: FamilyDecl = FamilyDecl::gauge(
     "HTTP requests being served.",
 )
 .with_otel_name(names::OTEL_HTTP_ACTIVE_REQUESTS)
-.with_labels(&[METHOD, ROUTE]);
+.with_labels(&[METHOD, ROUTE_VIA]);
 
 /// `http_request_errors_total{method, route, error_type}`.
 pub const HTTP_REQUEST_ERRORS: FamilyDecl = FamilyDecl::counter(
@@ -54,7 +60,7 @@ pub const HTTP_REQUEST_ERRORS: FamilyDecl = FamilyDecl::counter(
     "HTTP requests that failed: client_error (4xx), server_error (5xx or panic), cancelled (client gone or timed out).",
 )
 .with_otel_name(names::OTEL_HTTP_REQUEST_ERRORS)
-.with_labels(&[METHOD, ROUTE, LabelDecl::closed("error_type")]);
+.with_labels(&[METHOD, ROUTE_VIA, LabelDecl::closed("error_type")]);
 
 /// Byte buckets of the body size histograms.
 pub const SIZE_BUCKETS: &[f64] = &[
@@ -68,7 +74,7 @@ pub const HTTP_REQUEST_SIZE: FamilyDecl = FamilyDecl::histogram(
 )
 .with_otel_name(names::OTEL_HTTP_REQUEST_SIZE)
 .with_unit("bytes")
-.with_labels(&[METHOD, ROUTE])
+.with_labels(&[METHOD, ROUTE_VIA])
 .with_buckets(SIZE_BUCKETS);
 
 /// `http_response_size_bytes{method, route}` (when body sizes are on).
@@ -76,13 +82,19 @@ pub const HTTP_RESPONSE_SIZE: FamilyDecl =
     FamilyDecl::histogram(names::HTTP_RESPONSE_SIZE, "HTTP response body bytes sent.")
         .with_otel_name(names::OTEL_HTTP_RESPONSE_SIZE)
         .with_unit("bytes")
-        .with_labels(&[METHOD, ROUTE])
+        .with_labels(&[METHOD, ROUTE_VIA])
         .with_buckets(SIZE_BUCKETS);
 
-const GRPC_SERVICE: LabelDecl =
-    LabelDecl::open("grpc_service", DEFAULT_MAX_METHODS).with_otel_name("rpc_service");
+/// `service/method` pairs are bounded together, as `grpc_method` of
+/// `grpc_server_handled_total`.
 const GRPC_METHOD: LabelDecl =
     LabelDecl::open("grpc_method", DEFAULT_MAX_METHODS).with_otel_name("rpc_method");
+const GRPC_SERVICE_VIA: LabelDecl =
+    LabelDecl::bounded_via("grpc_service", names::GRPC_SERVER_HANDLED, "grpc_method")
+        .with_otel_name("rpc_service");
+const GRPC_METHOD_VIA: LabelDecl =
+    LabelDecl::bounded_via("grpc_method", names::GRPC_SERVER_HANDLED, "grpc_method")
+        .with_otel_name("rpc_method");
 
 /// `grpc_server_handled_total{grpc_service, grpc_method, grpc_code}`. The
 /// bound of `grpc_method` applies to `service/method` pairs.
@@ -92,7 +104,7 @@ pub const GRPC_SERVER_HANDLED: FamilyDecl = FamilyDecl::counter(
 )
 .with_otel_name(names::OTEL_GRPC_SERVER_HANDLED)
 .with_labels(&[
-    GRPC_SERVICE,
+    GRPC_SERVICE_VIA,
     GRPC_METHOD,
     LabelDecl::closed("grpc_code").with_otel_name("rpc_grpc_status_code"),
 ]);
@@ -104,7 +116,7 @@ pub const GRPC_SERVER_HANDLING: FamilyDecl = FamilyDecl::histogram(
 )
 .with_otel_name(names::OTEL_GRPC_SERVER_HANDLING)
 .with_unit("seconds")
-.with_labels(&[GRPC_SERVICE, GRPC_METHOD]);
+.with_labels(&[GRPC_SERVICE_VIA, GRPC_METHOD_VIA]);
 
 /// `external_api_duration_seconds{service, endpoint, status_code}`.
 pub const EXTERNAL_API_DURATION: FamilyDecl = FamilyDecl::histogram(

@@ -191,6 +191,6 @@ impl Cell for HistogramCell {
             enc.out.push('\n');
         }
         let sum = f64::from_bits(self.sum().load(Ordering::Relaxed));
-        enc.sum_and_count(name, labels, sum, cumulative);
+        enc.sum_and_count(name, labels, &shape.bounds, sum, cumulative);
     }
 }

@@ -98,6 +98,14 @@ pub enum BuildError {
         /// The family's open labels.
         open: Vec<&'static str>,
     },
+    /// Buckets given to a family that is not a histogram.
+    #[error("{field}: {family:?} is not a histogram, it has no buckets")]
+    NotAHistogram {
+        /// `family_buckets[<name>]`.
+        field: String,
+        /// The family.
+        family: String,
+    },
     /// `build_info` and a constant label give one label two values.
     #[error("build_info: label {label:?} is {build:?} but the const label says {constant:?}")]
     BuildInfoConflict {
@@ -120,6 +128,8 @@ pub struct TelemetryBuilder {
     max_series: usize,
     family_max_series: HashMap<&'static str, usize>,
     label_bounds: Vec<(FamilyDecl, String, usize)>,
+    /// Families given buckets that are not histograms (refused in `build`).
+    not_histograms: Vec<&'static str>,
     max_tenants: Option<usize>,
     allowed_tenants: Option<Vec<String>>,
     process_metrics: bool,
@@ -138,6 +148,7 @@ impl Default for TelemetryBuilder {
             max_series: DEFAULT_MAX_SERIES,
             family_max_series: HashMap::new(),
             label_bounds: Vec::new(),
+            not_histograms: Vec::new(),
             max_tenants: None,
             allowed_tenants: None,
             process_metrics: true,
@@ -170,6 +181,9 @@ impl TelemetryBuilder {
     /// Buckets of one declared family (say `plimsoll_http::families::HTTP_REQUEST_DURATION`).
     /// Families registered by name take theirs from [`MetricOpts::with_buckets`].
     pub fn with_family_buckets(mut self, family: &FamilyDecl, buckets: Vec<f64>) -> Self {
+        if family.kind() != MetricKind::Histogram {
+            self.not_histograms.push(family.name());
+        }
         self.family_buckets.insert(family.key(), buckets);
         self
     }
@@ -284,6 +298,15 @@ impl TelemetryBuilder {
                     buckets: buckets.clone(),
                 });
             }
+        }
+        if let Some(family) = self.not_histograms.first() {
+            return Err(BuildError::NotAHistogram {
+                field: format!(
+                    "family_buckets[{}]",
+                    crate::family::base_name(family, MetricKind::Counter)
+                ),
+                family: family.to_string(),
+            });
         }
         if self.max_series == 0 {
             return Err(BuildError::ZeroLimit {

@@ -78,18 +78,42 @@ impl RecordOperation for Calls {
 }
 
 /// Builds a [`GrpcMetricsLayer`].
-#[derive(Debug)]
 pub struct GrpcMetricsBuilder {
     pub(super) telemetry: Telemetry,
     tenant_header: Option<String>,
+    resolver: Option<Arc<crate::tenant::ResolveTenant>>,
     max_methods: Option<usize>,
     buckets: Option<Vec<f64>>,
+}
+
+impl fmt::Debug for GrpcMetricsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcMetricsBuilder")
+            .field("tenant_header", &self.tenant_header)
+            .field("resolver", &self.resolver.is_some())
+            .field("max_methods", &self.max_methods)
+            .field("buckets", &self.buckets)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GrpcMetricsBuilder {
     /// Also reads the tenant from this metadata key (validated and bounded).
     pub fn with_tenant_header(mut self, name: impl Into<String>) -> Self {
         self.tenant_header = Some(name.into());
+        self
+    }
+
+    /// A custom tenant resolver (metadata, JWT claims), tried after the
+    /// [`Tenant`](plimsoll_core::Tenant) extension and before the header.
+    pub fn with_tenant_resolver<F>(mut self, resolver: F) -> Self
+    where
+        F: Fn(&http::HeaderMap, &http::Extensions) -> Option<plimsoll_core::Tenant>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.resolver = Some(Arc::new(resolver));
         self
     }
 
@@ -113,6 +137,9 @@ impl GrpcMetricsBuilder {
         let mut tenants = TenantResolver::new(&telemetry);
         if let Some(header) = &self.tenant_header {
             tenants = tenants.with_header(header)?;
+        }
+        if let Some(resolver) = self.resolver {
+            tenants = tenants.with_resolver(resolver);
         }
         if self.max_methods == Some(0) {
             return Err(HttpBuildError::ZeroLimit {
@@ -158,6 +185,7 @@ impl GrpcMetricsLayer {
         GrpcMetricsBuilder {
             telemetry: telemetry.clone(),
             tenant_header: None,
+            resolver: None,
             max_methods: None,
             buckets: None,
         }

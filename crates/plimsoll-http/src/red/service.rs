@@ -41,10 +41,13 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let guard = self.shared.start(&req);
-        ResponseFuture {
-            inner: self.inner.call(req),
-            guard,
-        }
+        let mut guard = self.shared.start(&req);
+        // Layers inside this one may do work in `call`: in the request's scope too.
+        let inner = &mut self.inner;
+        let inner = match guard.as_mut() {
+            Some(guard) => guard.in_scope(|| inner.call(req)),
+            None => inner.call(req),
+        };
+        ResponseFuture { inner, guard }
     }
 }
