@@ -1429,14 +1429,12 @@ fn values_folded_by_a_guard_and_by_the_series_bound_share_one_series() {
     record(&acme, "a");
     record(&acme, "b"); // past the family's series bound (3)
     let body = t.encode(Format::Prometheus);
-    // "c" (past the guard) and "b" (past the series bound) share the
-    // tenant's one `__other__` series.
+    // "c" (folded by the guard: a series of its own whose labels read
+    // `__other__`, the family's third) and "a", "b" (past the series bound:
+    // the tenant's overflow series) are written as one series.
     assert_eq!(
         lines(&body, "queued_total{tenant_id=\"acme\""),
-        [
-            r#"queued_total{tenant_id="acme",queue="__other__"} 2"#,
-            r#"queued_total{tenant_id="acme",queue="a"} 1"#,
-        ],
+        [r#"queued_total{tenant_id="acme",queue="__other__"} 3"#],
         "{body}"
     );
     // Never two series with the same labels.
@@ -1445,12 +1443,9 @@ fn values_folded_by_a_guard_and_by_the_series_bound_share_one_series() {
         let labels = line.rsplit_once(' ').unwrap().0;
         assert!(seen.insert(labels.to_string()), "{labels} twice:\n{body}");
     }
-    // Every observation is still counted, and read back where it is.
+    // Every observation is still counted.
     assert_eq!(queued.total(|_| true), 5);
-    let other = QueueLabels {
-        queue: "__other__".into(),
-    };
-    assert_eq!(queued.get(&acme, &other), 2);
+    assert_eq!(queued.total(|s| s.tenant() == "acme"), 3);
 }
 
 #[test]
@@ -1604,4 +1599,41 @@ fn settings_that_would_do_nothing_are_refused() {
         err.to_string(),
         "family_buckets[queued]: \"queued_total\" is not a histogram, it has no buckets"
     );
+}
+
+const WAITS: FamilyDecl = FamilyDecl::histogram("queue_wait_seconds", "Waits, by queue.")
+    .with_labels(&[LabelDecl::open("queue", 1)])
+    .with_buckets(&[1.0, 10.0]);
+
+#[test]
+fn a_folded_histogram_series_and_the_overflow_series_are_written_as_one() {
+    let t = quiet().with_family_max_series(&WAITS, 2).build().unwrap();
+    let waits: Histogram<QueueLabels> = t.declare(&WAITS).unwrap();
+    let queues = t.label_guard(&WAITS, "queue").unwrap();
+    let (acme, globex) = (t.tenant("acme"), t.tenant("globex"));
+    let observe = |tenant: &Tenant, queue: &str, value: f64| {
+        let labels = QueueLabels {
+            queue: queues.admit(queue),
+        };
+        waits.observe(tenant, &labels, value)
+    };
+    observe(&globex, "x", 0.5); // series 1
+    observe(&acme, "y", 2.0); // folded by the guard: series 2, labels `__other__`
+    observe(&acme, "x", 20.0); // past the series bound: acme's overflow series
+    for format in [Format::Prometheus, Format::OpenMetrics] {
+        let body = t.encode(format);
+        assert_eq!(
+            lines(&body, "queue_wait_seconds_bucket{tenant_id=\"acme\""),
+            [
+                r#"queue_wait_seconds_bucket{tenant_id="acme",queue="__other__",le="1.0"} 0"#,
+                r#"queue_wait_seconds_bucket{tenant_id="acme",queue="__other__",le="10.0"} 1"#,
+                r#"queue_wait_seconds_bucket{tenant_id="acme",queue="__other__",le="+Inf"} 2"#,
+            ],
+            "{body}"
+        );
+        assert_eq!(
+            lines(&body, "queue_wait_seconds_sum{tenant_id=\"acme\""),
+            [r#"queue_wait_seconds_sum{tenant_id="acme",queue="__other__"} 22"#]
+        );
+    }
 }

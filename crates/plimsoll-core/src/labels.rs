@@ -217,17 +217,21 @@ impl LabelValue for bool {
 /// Writes label values during exposition; handed to [`LabelSet::write_values`].
 #[derive(Debug)]
 pub struct LabelValues<'a> {
-    out: &'a mut String,
+    /// `None`: nothing is written, the values are only checked against
+    /// `__other__` (see [`all_other`]).
+    out: Option<&'a mut String>,
     names: &'a [&'static str],
     written: usize,
+    all_other: bool,
 }
 
 impl<'a> LabelValues<'a> {
     pub(crate) fn new(out: &'a mut String, names: &'a [&'static str]) -> Self {
         Self {
-            out,
+            out: Some(out),
             names,
             written: 0,
+            all_other: true,
         }
     }
 
@@ -237,11 +241,16 @@ impl<'a> LabelValues<'a> {
         let Some(name) = self.names.get(self.written) else {
             return;
         };
-        self.out.push(',');
-        self.out.push_str(name);
-        self.out.push_str("=\"");
-        write_escaped(self.out, value);
-        self.out.push('"');
+        let Some(out) = self.out.as_deref_mut() else {
+            self.all_other &= value == crate::names::OTHER;
+            self.written += 1;
+            return;
+        };
+        out.push(',');
+        out.push_str(name);
+        out.push_str("=\"");
+        write_escaped(out, value);
+        out.push('"');
         self.written += 1;
     }
 
@@ -254,24 +263,22 @@ impl<'a> LabelValues<'a> {
     }
 }
 
-/// Whether every label of `labels` is `__other__`: such a set is written
-/// exactly like a tenant's overflow series, so it is recorded there (one
-/// series, never two with the same labels). A set with no labels is not.
+/// Whether every label of `labels` is `__other__` (values folded by label
+/// guards): such a set is written exactly like a tenant's overflow series,
+/// and the two are written as one. A set with no labels is not. Writes
+/// nothing, allocates nothing.
 pub(crate) fn all_other<L: LabelSet>(labels: &L) -> bool {
     if L::NAMES.is_empty() {
         return false;
     }
-    let mut written = String::new();
-    let mut values = LabelValues::new(&mut written, L::NAMES);
+    let mut values = LabelValues {
+        out: None,
+        names: L::NAMES,
+        written: 0,
+        all_other: true,
+    };
     labels.write_values(&mut values);
-    values.finish();
-    let mut other = String::new();
-    let mut values = LabelValues::new(&mut other, L::NAMES);
-    for _ in L::NAMES {
-        values.push(crate::names::OTHER);
-    }
-    values.finish();
-    written == other
+    values.all_other && values.written == L::NAMES.len()
 }
 
 /// Implements [`LabelSet`] for a struct whose fields implement [`LabelValue`];

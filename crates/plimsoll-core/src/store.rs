@@ -103,6 +103,10 @@ pub(crate) struct Entry<L, C> {
     pub(crate) tenant: TenantLabel,
     pub(crate) labels: Option<L>,
     pub(crate) cell: C,
+    /// Its labels are all `__other__` (values folded by label guards): it is
+    /// written together with the tenant's overflow series, whose labels
+    /// read the same.
+    pub(crate) folded: bool,
 }
 
 #[derive(Debug)]
@@ -112,6 +116,8 @@ pub(crate) struct Store<L, C> {
     hasher: foldhash::fast::RandomState,
     /// Series with their own labels (overflow series are not counted).
     regular: AtomicUsize,
+    /// Entries with `folded` set.
+    folded: AtomicUsize,
     max_series: usize,
 }
 
@@ -122,6 +128,7 @@ impl<L: LabelSet, C> Store<L, C> {
             entries: boxcar::Vec::new(),
             hasher: foldhash::fast::RandomState::default(),
             regular: AtomicUsize::new(0),
+            folded: AtomicUsize::new(0),
             max_series,
         }
     }
@@ -183,21 +190,6 @@ impl<L: LabelSet, C> Store<L, C> {
         labels: &Q,
     ) -> Option<u32> {
         self.find_hashed(self.hash(tenant, Some(labels)), tenant, Some(labels))
-            .or_else(|| self.find_folded(tenant, labels))
-    }
-
-    /// The tenant's overflow series, when `labels` are all `__other__`
-    /// (see [`all_other`](crate::labels::all_other)).
-    #[cold]
-    fn find_folded<Q: LabelKey<L> + ?Sized>(
-        &self,
-        tenant: &TenantLabel,
-        labels: &Q,
-    ) -> Option<u32> {
-        if !crate::labels::all_other(&labels.to_labels()) {
-            return None;
-        }
-        self.find_hashed::<L>(self.hash::<L>(tenant, None), tenant, None)
     }
 
     /// The series for this key, created if the bound allows; otherwise the
@@ -224,12 +216,6 @@ impl<L: LabelSet, C> Store<L, C> {
         labels: &Q,
         make: impl Fn() -> C,
     ) -> (u32, bool) {
-        // Labels that are all `__other__` (values folded by label guards)
-        // would be written like the overflow series: they are recorded
-        // there, without counting a series overflow.
-        if crate::labels::all_other(&labels.to_labels()) {
-            return (self.overflow_series(tenant, &make), false);
-        }
         if self.regular.load(Ordering::Acquire) < self.max_series
             && let Some(index) = self.insert(hash, tenant, Some(labels), &make, true)
         {
@@ -273,10 +259,16 @@ impl<L: LabelSet, C> Store<L, C> {
         {
             return None;
         }
+        let labels = labels.map(Q::to_labels);
+        let folded = labels.as_ref().is_some_and(crate::labels::all_other);
+        if folded {
+            self.folded.fetch_add(1, Ordering::Relaxed);
+        }
         let index = self.entries.push(Entry {
             tenant: tenant.clone(),
-            labels: labels.map(Q::to_labels),
+            labels,
             cell: make(),
+            folded,
         }) as u32;
         shard.insert(short, index);
         Some(index)
@@ -299,9 +291,19 @@ impl<L: LabelSet, C> Store<L, C> {
         self.entries.iter().map(|(_, e)| e)
     }
 
+    /// Entries in creation order, with their index.
+    pub(crate) fn iter_indexed(&self) -> impl Iterator<Item = (u32, &Entry<L, C>)> {
+        self.entries.iter().map(|(i, e)| (i as u32, e))
+    }
+
     /// The bound on series with their own labels.
     pub(crate) fn max_series(&self) -> usize {
         self.max_series
+    }
+
+    /// Whether some entries are folded (see [`Entry::folded`]).
+    pub(crate) fn has_folded(&self) -> bool {
+        self.folded.load(Ordering::Relaxed) > 0
     }
 
     /// Number of series, overflow series included.

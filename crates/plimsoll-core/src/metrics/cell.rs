@@ -16,6 +16,9 @@ pub(crate) struct Exemplar {
 pub(crate) trait Cell: Send + Sync + 'static {
     const KIND: MetricKind;
     fn encode(&self, enc: &mut Encoder<'_>, name: &str, labels: &str, shape: &Shape);
+    /// A cell holding the sum of `self` and `other`, to write two series
+    /// whose labels read the same as one.
+    fn merged(&self, other: &Self) -> Self;
 }
 
 /// Per-family data a cell needs to be created and written.
@@ -32,6 +35,10 @@ pub(crate) struct CounterCell(pub(super) AtomicU64);
 
 impl Cell for CounterCell {
     const KIND: MetricKind = MetricKind::Counter;
+    fn merged(&self, other: &Self) -> Self {
+        let sum = self.0.load(Ordering::Relaxed) + other.0.load(Ordering::Relaxed);
+        CounterCell(AtomicU64::new(sum))
+    }
     fn encode(&self, enc: &mut Encoder<'_>, name: &str, labels: &str, _: &Shape) {
         enc.sample_start(name, "_total", labels, None);
         write_u64(enc.out, self.0.load(Ordering::Relaxed));
@@ -69,6 +76,11 @@ pub(super) fn add_f64(cell: &AtomicU64, v: f64) {
 
 impl Cell for GaugeCell {
     const KIND: MetricKind = MetricKind::Gauge;
+    fn merged(&self, other: &Self) -> Self {
+        let sum = GaugeCell::default();
+        sum.set(self.get() + other.get());
+        sum
+    }
     fn encode(&self, enc: &mut Encoder<'_>, name: &str, labels: &str, _: &Shape) {
         enc.sample_start(name, "", labels, None);
         write_f64(enc.out, self.get());
@@ -171,6 +183,31 @@ impl HistogramCell {
 
 impl Cell for HistogramCell {
     const KIND: MetricKind = MetricKind::Histogram;
+    fn merged(&self, other: &Self) -> Self {
+        let sum = HistogramCell::new(self.buckets().len() - 1);
+        for (to, (a, b)) in sum
+            .words()
+            .iter()
+            .zip(self.words().iter().zip(other.words()))
+        {
+            to.store(
+                a.load(Ordering::Relaxed) + b.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+        }
+        let total = f64::from_bits(self.sum().load(Ordering::Relaxed))
+            + f64::from_bits(other.sum().load(Ordering::Relaxed));
+        sum.sum().store(total.to_bits(), Ordering::Relaxed);
+        let exemplars = |cell: &HistogramCell| {
+            cell.exemplars
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        };
+        *sum.exemplars.lock().unwrap_or_else(|e| e.into_inner()) =
+            exemplars(self).or_else(|| exemplars(other));
+        sum
+    }
     fn encode(&self, enc: &mut Encoder<'_>, name: &str, labels: &str, shape: &Shape) {
         let exemplars = if enc.format == Format::OpenMetrics {
             self.exemplars

@@ -140,14 +140,26 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
             return;
         }
         enc.header(&self.meta.name, &self.meta.help, C::KIND);
+        let folds = Folds::of(&self.store);
         let mut labels = String::with_capacity(128);
-        for entry in self.store.iter() {
+        for (index, entry) in self.store.iter_indexed() {
+            if folds.skip.contains(&index) {
+                continue;
+            }
             enc.render_labels(&mut labels, entry.tenant.as_str(), |buf| {
                 write_labels::<L>(buf, &self.label_names, entry.labels.as_ref())
             });
-            entry
-                .cell
-                .encode(enc, &self.meta.name, &labels, &self.shape);
+            match folds.partner.get(&index) {
+                None => entry
+                    .cell
+                    .encode(enc, &self.meta.name, &labels, &self.shape),
+                Some(&folded) => entry.cell.merged(&self.store.entry(folded).cell).encode(
+                    enc,
+                    &self.meta.name,
+                    &labels,
+                    &self.shape,
+                ),
+            }
         }
     }
 
@@ -236,6 +248,42 @@ impl Overflows {
     };
 }
 
+/// Which entries of a store are written together: a tenant's overflow
+/// series and its entry whose labels are all `__other__` (folded by label
+/// guards) read the same, so they are written as one series.
+#[derive(Debug, Default)]
+struct Folds {
+    /// Overflow series → the folded entry written with it.
+    partner: std::collections::HashMap<u32, u32>,
+    /// Folded entries written with their tenant's overflow series.
+    skip: std::collections::HashSet<u32>,
+}
+
+impl Folds {
+    fn of<L: LabelSet, C>(store: &Store<L, C>) -> Self {
+        let mut folds = Folds::default();
+        if !store.has_folded() {
+            return folds;
+        }
+        let mut overflow = std::collections::HashMap::new();
+        let mut folded = Vec::new();
+        for (index, entry) in store.iter_indexed() {
+            if entry.labels.is_none() {
+                overflow.insert(entry.tenant.as_str(), index);
+            } else if entry.folded {
+                folded.push((entry.tenant.as_str(), index));
+            }
+        }
+        for (tenant, index) in folded {
+            if let Some(&series) = overflow.get(tenant) {
+                folds.partner.insert(series, index);
+                folds.skip.insert(index);
+            }
+        }
+        folds
+    }
+}
+
 /// Object-safe view of a family for the registry.
 pub(crate) trait EncodeFamily: Send + Sync {
     fn encode(&self, enc: &mut Encoder<'_>);
@@ -265,13 +313,21 @@ impl<L: LabelSet> EncodeFamily for CountView<L> {
             return;
         }
         enc.header(&self.meta.name, &self.meta.help, MetricKind::Counter);
+        let folds = Folds::of(store);
         let mut labels = String::with_capacity(128);
-        for entry in store.iter() {
+        for (index, entry) in store.iter_indexed() {
+            if folds.skip.contains(&index) {
+                continue;
+            }
             enc.render_labels(&mut labels, entry.tenant.as_str(), |buf| {
                 write_labels::<L>(buf, &self.histogram.label_names, entry.labels.as_ref())
             });
+            let folded = folds
+                .partner
+                .get(&index)
+                .map_or(0, |f| store.entry(*f).cell.count());
             enc.sample_start(&self.meta.name, "_total", &labels, None);
-            write_u64(enc.out, entry.cell.count());
+            write_u64(enc.out, entry.cell.count() + folded);
             enc.out.push('\n');
         }
     }
