@@ -1443,9 +1443,14 @@ fn values_folded_by_a_guard_and_by_the_series_bound_share_one_series() {
         let labels = line.rsplit_once(' ').unwrap().0;
         assert!(seen.insert(labels.to_string()), "{labels} twice:\n{body}");
     }
-    // Every observation is still counted.
+    // Every observation is still counted, and read back as it is written.
     assert_eq!(queued.total(|_| true), 5);
     assert_eq!(queued.total(|s| s.tenant() == "acme"), 3);
+    let other = QueueLabels {
+        queue: "__other__".into(),
+    };
+    assert_eq!(queued.get(&acme, &other), 3);
+    assert_eq!(queued.get(&globex, &other), 0);
 }
 
 #[test]
@@ -1636,4 +1641,21 @@ fn a_folded_histogram_series_and_the_overflow_series_are_written_as_one() {
             [r#"queue_wait_seconds_sum{tenant_id="acme",queue="__other__"} 22"#]
         );
     }
+    let other = QueueLabels {
+        queue: "__other__".into(),
+    };
+    let read = waits.snapshot(&acme, &other).unwrap();
+    assert_eq!((read.count(), read.sum()), (2, 22.0));
+}
+
+#[test]
+fn a_count_view_takes_no_series_bound_of_its_own() {
+    let err = Telemetry::builder()
+        .with_family_max_series(&plimsoll::http::families::HTTP_REQUESTS, 10)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "family_max_series[http_requests]: \"http_requests_total\" shows a histogram's counts; bound the histogram instead"
+    );
 }

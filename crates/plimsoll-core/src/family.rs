@@ -144,6 +144,7 @@ pub struct FamilyDecl {
     unit: Option<&'static str>,
     labels: &'static [LabelDecl],
     buckets: Option<&'static [f64]>,
+    count_view: bool,
 }
 
 impl FamilyDecl {
@@ -156,6 +157,7 @@ impl FamilyDecl {
             unit: None,
             labels: &[],
             buckets: None,
+            count_view: false,
         }
     }
 
@@ -191,6 +193,19 @@ impl FamilyDecl {
     pub const fn with_labels(mut self, labels: &'static [LabelDecl]) -> Self {
         self.labels = labels;
         self
+    }
+
+    /// Marks a counter as the view of a histogram's counts (registered with
+    /// [`Telemetry::declare_count_view`](crate::Telemetry::declare_count_view)):
+    /// its series are the histogram's, so it takes no settings of its own.
+    pub const fn as_count_view(mut self) -> Self {
+        self.count_view = true;
+        self
+    }
+
+    /// Whether it is the view of a histogram's counts.
+    pub const fn is_count_view(&self) -> bool {
+        self.count_view
     }
 
     /// Histogram buckets (default: the telemetry's buckets).

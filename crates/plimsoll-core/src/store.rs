@@ -301,6 +301,11 @@ impl<L: LabelSet, C> Store<L, C> {
         self.max_series
     }
 
+    /// The overflow series of `tenant`, if it exists.
+    pub(crate) fn find_overflow(&self, tenant: &TenantLabel) -> Option<u32> {
+        self.find_hashed::<L>(self.hash::<L>(tenant, None), tenant, None)
+    }
+
     /// Whether some entries are folded (see [`Entry::folded`]).
     pub(crate) fn has_folded(&self) -> bool {
         self.folded.load(Ordering::Relaxed) > 0

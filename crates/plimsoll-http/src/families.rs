@@ -44,7 +44,8 @@ pub const HTTP_REQUESTS: FamilyDecl = FamilyDecl::counter(
     "HTTP requests handled, by method, route and status code.",
 )
 .with_otel_name(names::OTEL_HTTP_REQUESTS)
-.with_labels(&[METHOD, ROUTE_VIA, STATUS]);
+.with_labels(&[METHOD, ROUTE_VIA, STATUS])
+.as_count_view();
 
 /// `http_requests_in_flight{method, route}`.
 pub const HTTP_REQUESTS_IN_FLIGHT: FamilyDecl = FamilyDecl::gauge(

@@ -203,16 +203,31 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
         Some(&entry.cell)
     }
 
-    /// The series of a key if it exists (never creates).
+    /// The series of a key as it is written (never creates): its cell,
+    /// merged with the tenant's overflow series when its labels are all
+    /// `__other__` (the two are written as one).
     pub(super) fn existing<Q: LabelKey<L> + ?Sized>(
         &self,
         tenant: &Tenant,
         labels: &Q,
-    ) -> Option<&C> {
+    ) -> Option<Read<'_, C>> {
         let tenant = self.tenants.rebind(tenant);
-        self.store
-            .find(&tenant.label, labels)
-            .map(|i| &self.entry(i).cell)
+        let overflow = || self.store.find_overflow(&tenant.label);
+        match self.store.find(&tenant.label, labels) {
+            Some(index) => {
+                let entry = self.entry(index);
+                if entry.folded
+                    && let Some(other) = overflow()
+                {
+                    return Some(Read::Merged(entry.cell.merged(&self.entry(other).cell)));
+                }
+                Some(Read::One(&entry.cell))
+            }
+            None if crate::labels::all_other(&labels.to_labels()) => {
+                overflow().map(|other| Read::One(&self.entry(other).cell))
+            }
+            None => None,
+        }
     }
 }
 
@@ -281,6 +296,22 @@ impl Folds {
             }
         }
         folds
+    }
+}
+
+/// A cell read back: one series', or two merged.
+pub(super) enum Read<'a, C> {
+    One(&'a C),
+    Merged(C),
+}
+
+impl<C> std::ops::Deref for Read<'_, C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        match self {
+            Read::One(cell) => cell,
+            Read::Merged(cell) => cell,
+        }
     }
 }
 

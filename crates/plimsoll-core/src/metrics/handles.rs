@@ -274,7 +274,7 @@ impl<L: LabelSet> Gauge<L> {
     pub fn get(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> f64 {
         self.family
             .existing(tenant, labels)
-            .map_or(0.0, GaugeCell::get)
+            .map_or(0.0, |c| c.get())
     }
 
     /// Calls `f` with every series and its value.
@@ -406,7 +406,7 @@ impl<L: LabelSet> Histogram<L> {
     pub fn count(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> u64 {
         self.family
             .existing(tenant, labels)
-            .map_or(0, HistogramCell::count)
+            .map_or(0, |c| c.count())
     }
 
     /// The sum of observations of a series; 0 when it does not exist.
@@ -428,7 +428,7 @@ impl<L: LabelSet> Histogram<L> {
         labels: &(impl LabelKey<L> + ?Sized),
     ) -> Option<HistogramSnapshot> {
         let cell = self.family.existing(tenant, labels)?;
-        Some(HistogramSnapshot::of(cell, &self.family.shape.bounds))
+        Some(HistogramSnapshot::of(&cell, &self.family.shape.bounds))
     }
 
     /// Calls `f` with every series and its counts.

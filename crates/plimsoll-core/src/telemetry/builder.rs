@@ -98,6 +98,14 @@ pub enum BuildError {
         /// The family's open labels.
         open: Vec<&'static str>,
     },
+    /// A setting for a count view, whose series are its histogram's.
+    #[error("{field}: {family:?} shows a histogram's counts; bound the histogram instead")]
+    CountView {
+        /// `family_max_series[<name>]`.
+        field: String,
+        /// The family.
+        family: String,
+    },
     /// Buckets given to a family that is not a histogram.
     #[error("{field}: {family:?} is not a histogram, it has no buckets")]
     NotAHistogram {
@@ -130,6 +138,8 @@ pub struct TelemetryBuilder {
     label_bounds: Vec<(FamilyDecl, String, usize)>,
     /// Families given buckets that are not histograms (refused in `build`).
     not_histograms: Vec<&'static str>,
+    /// Count views given a series bound (refused in `build`).
+    count_views: Vec<&'static str>,
     max_tenants: Option<usize>,
     allowed_tenants: Option<Vec<String>>,
     process_metrics: bool,
@@ -149,6 +159,7 @@ impl Default for TelemetryBuilder {
             family_max_series: HashMap::new(),
             label_bounds: Vec::new(),
             not_histograms: Vec::new(),
+            count_views: Vec::new(),
             max_tenants: None,
             allowed_tenants: None,
             process_metrics: true,
@@ -197,6 +208,9 @@ impl TelemetryBuilder {
     /// Bound on series of one declared family. Families registered by name
     /// take theirs from [`MetricOpts::with_max_series`].
     pub fn with_family_max_series(mut self, family: &FamilyDecl, max: usize) -> Self {
+        if family.is_count_view() {
+            self.count_views.push(family.name());
+        }
         self.family_max_series.insert(family.key(), max);
         self
     }
@@ -303,6 +317,15 @@ impl TelemetryBuilder {
             return Err(BuildError::NotAHistogram {
                 field: format!(
                     "family_buckets[{}]",
+                    crate::family::base_name(family, MetricKind::Counter)
+                ),
+                family: family.to_string(),
+            });
+        }
+        if let Some(family) = self.count_views.first() {
+            return Err(BuildError::CountView {
+                field: format!(
+                    "family_max_series[{}]",
                     crate::family::base_name(family, MetricKind::Counter)
                 ),
                 family: family.to_string(),

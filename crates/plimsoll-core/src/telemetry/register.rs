@@ -560,7 +560,7 @@ impl Telemetry {
         histogram: &Histogram<L>,
     ) -> Result<(), RegisterError> {
         let labels = self.check_decl::<L>(family, MetricKind::Counter)?;
-        if labels != histogram.family.label_names {
+        if !family.is_count_view() || labels != histogram.family.label_names {
             return Err(RegisterError::Conflict(
                 family.name_for(self.inner.naming).to_string(),
             ));
