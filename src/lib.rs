@@ -23,3 +23,7 @@ pub use plimsoll_macros::{LabelSet, LabelValue};
 /// (features `http`, `grpc`).
 #[cfg(any(feature = "http", feature = "grpc"))]
 pub use plimsoll_http as http;
+
+/// Cache metrics: an instrumented cache and a moka adapter (feature `cache`).
+#[cfg(feature = "cache")]
+pub use plimsoll_cache as cache;
