@@ -6,6 +6,7 @@ set -euo pipefail
 
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)   # promtool + prometheus
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-services: apt-get install ${need_apt[*]}"
@@ -20,4 +21,4 @@ if ! python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus-client
 fi
 
-echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), python prometheus_client ok"
+echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), redis-server $(redis-server --version | awk '{print $3}'), python prometheus_client ok"

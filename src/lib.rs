@@ -27,3 +27,7 @@ pub use plimsoll_http as http;
 /// Cache metrics: an instrumented cache and a moka adapter (feature `cache`).
 #[cfg(feature = "cache")]
 pub use plimsoll_cache as cache;
+
+/// Redis command metrics (feature `redis`).
+#[cfg(feature = "redis")]
+pub use plimsoll_redis as redis;

@@ -25,6 +25,13 @@ fn docs_catalogue_tables_are_the_declarations() {
     .chain(plimsoll::families::PROCESS.iter().copied())
     .collect();
     check(&doc, "core", &core, Naming::Prometheus);
+    #[cfg(feature = "redis")]
+    check(
+        &doc,
+        "Redis",
+        &[plimsoll::redis::REDIS_COMMAND_DURATION],
+        Naming::Prometheus,
+    );
     #[cfg(feature = "cache")]
     check(
         &doc,

@@ -1,0 +1,104 @@
+//! The Redis wrapper over a bare loopback `GET`, in the same run.
+//!
+//! Starts a throwaway `redis-server` on a free loopback port (it must be
+//! installed: `scripts/install-services.sh`), then times 100 sequential
+//! `GET`s of one key per iteration over a multiplexed connection: bare, and
+//! through [`RedisMetrics::wrap`] inside a request scope.
+//!
+//! Run: `cargo bench --bench redis --features redis`.
+
+use std::hint::black_box;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group};
+use plimsoll::Telemetry;
+use plimsoll::redis::RedisMetrics;
+use plimsoll::scope::Scope;
+use redis::AsyncCommands;
+
+const GETS: usize = 100;
+
+fn gets(c: &mut Criterion) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server (scripts/install-services.sh)");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let telemetry = Telemetry::builder()
+        .with_process_metrics(false)
+        .build()
+        .unwrap();
+    let metrics = RedisMetrics::new(&telemetry).unwrap();
+    let (mut bare, mut wrapped) = rt.block_on(async {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut bare = None;
+        for _ in 0..100 {
+            if let Ok(conn) = client.get_multiplexed_async_connection().await {
+                bare = Some(conn);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut bare = bare.expect("redis-server listens");
+        let _: () = bare.set("k", "v").await.unwrap();
+        let wrapped = metrics.wrap(client.get_multiplexed_async_connection().await.unwrap());
+        (bare, wrapped)
+    });
+    let scope = Scope::new(telemetry.tenant("acme"));
+    let mut group = c.benchmark_group("redis_get_x100");
+    group.bench_function("bare", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for _ in 0..GETS {
+                    let v: String = bare.get("k").await.unwrap();
+                    black_box(v);
+                }
+            })
+        })
+    });
+    group.bench_function("plimsoll", |b| {
+        b.iter(|| {
+            rt.block_on(scope.clone().run(async {
+                for _ in 0..GETS {
+                    let v: String = wrapped.get("k").await.unwrap();
+                    black_box(v);
+                }
+            }))
+        })
+    });
+    group.finish();
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    targets = gets
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
