@@ -3,7 +3,11 @@
 //! Shows: the RED layer on an axum router, tenants resolved by an auth
 //! middleware from the `x-tenant-id` header and handed to plimsoll as a
 //! trusted request extension, a flaky downstream "payments" call timed as an
-//! external call, a business counter, and `/metrics` for Prometheus.
+//! external call, a moka cache in front of order reads, a business
+//! counter, and `/metrics` for Prometheus. The payment call and the cache
+//! record under the request's tenant without being passed it. With
+//! `REDIS_URL` set, `POST /api/v1/orders` honours an `idempotency-key`
+//! header through Redis, and its commands are timed too.
 //!
 //! Run: `cargo run --example axum_service --features full`
 //! (listens on `PLIMSOLL_ADDR`, default `127.0.0.1:3000`), then:
@@ -25,7 +29,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
+use plimsoll::cache::{CacheMetrics, MokaCache};
 use plimsoll::http::{ExternalCalls, MetricsService, RedMetricsLayer, metrics_router};
+use plimsoll::redis::{InstrumentedConnection, RedisMetrics};
 use plimsoll::{Counter, Telemetry, Tenant, impl_label_set};
 
 /// Default listen address; `PLIMSOLL_ADDR` overrides it.
@@ -54,7 +60,15 @@ struct AppState {
     next_id: Arc<AtomicU64>,
     placed: Counter<OrderLabels>,
     payments: ExternalCalls,
+    /// Order reads by (tenant, id), in front of the order store.
+    order_cache: Arc<MokaCache<(String, u64), String>>,
+    /// Idempotency keys of order creations, when `REDIS_URL` is set.
+    redis: Option<InstrumentedConnection<redis::aio::MultiplexedConnection>>,
 }
+
+/// A read of an order that is not there (not cached).
+#[derive(Debug)]
+struct NotFound;
 
 /// The service's own auth: here any valid `x-tenant-id` is accepted. It puts
 /// the resolved (validated, bounded) tenant into the request, for plimsoll
@@ -103,13 +117,21 @@ async fn get_order(
     Extension(tenant): Extension<Tenant>,
     Path(id): Path<u64>,
 ) -> Response {
-    let orders = state.orders.lock().unwrap();
-    match orders
-        .get(tenant.as_str())
-        .and_then(|v| v.iter().find(|o| o.id == id))
+    let load = async {
+        let orders = state.orders.lock().unwrap();
+        orders
+            .get(tenant.as_str())
+            .and_then(|v| v.iter().find(|o| o.id == id))
+            .map(order_json)
+            .ok_or(NotFound)
+    };
+    match state
+        .order_cache
+        .try_get_with((tenant.as_str().to_string(), id), load)
+        .await
     {
-        Some(order) => json(StatusCode::OK, order_json(order)),
-        None => json(StatusCode::NOT_FOUND, r#"{"error":"no such order"}"#.into()),
+        Ok(order) => json(StatusCode::OK, order),
+        Err(_) => json(StatusCode::NOT_FOUND, r#"{"error":"no such order"}"#.into()),
     }
 }
 
@@ -127,8 +149,30 @@ fn parse_order(body: &str) -> Option<(String, u32)> {
 async fn create_order(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
+    headers: axum::http::HeaderMap,
     body: String,
 ) -> Response {
+    // A retried creation with the same idempotency key is refused.
+    if let (Some(redis), Some(key)) = (&state.redis, headers.get("idempotency-key")) {
+        let key = format!(
+            "idempotency:{tenant}:{}",
+            String::from_utf8_lossy(key.as_bytes())
+        );
+        let first: redis::RedisResult<Option<String>> = redis::cmd("SET")
+            .arg(&key)
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(86_400)
+            .query_async(&mut redis.clone())
+            .await;
+        if let Ok(None) = first {
+            return json(
+                StatusCode::CONFLICT,
+                r#"{"error":"duplicate request"}"#.into(),
+            );
+        }
+    }
     let Some((item, quantity)) = parse_order(&body) else {
         return json(
             StatusCode::BAD_REQUEST,
@@ -182,9 +226,19 @@ fn json(status: StatusCode, body: String) -> Response {
     (status, [("content-type", "application/json")], body).into_response()
 }
 
-/// Builds the app; the tests and benches build the same one.
-pub(crate) fn app(telemetry: &Telemetry) -> Router {
+/// Builds the app (with Redis for idempotency keys when given a
+/// connection); the tests build the same one.
+pub(crate) fn app_with(
+    telemetry: &Telemetry,
+    redis: Option<redis::aio::MultiplexedConnection>,
+) -> Router {
+    let redis = redis.map(|conn| {
+        RedisMetrics::new(telemetry)
+            .expect("redis metrics register")
+            .wrap(conn)
+    });
     let state = AppState {
+        redis,
         telemetry: telemetry.clone(),
         orders: Arc::default(),
         next_id: Arc::new(AtomicU64::new(1)),
@@ -192,6 +246,13 @@ pub(crate) fn app(telemetry: &Telemetry) -> Router {
             .counter("orders_placed", "Orders placed, by item.")
             .expect("orders_placed registers"),
         payments: ExternalCalls::new(telemetry).expect("external calls register"),
+        order_cache: Arc::new(MokaCache::new(
+            &CacheMetrics::new(telemetry).expect("cache metrics register"),
+            "orders",
+            moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60)),
+        )),
     };
     let red = RedMetricsLayer::builder(telemetry)
         .with_ignored_paths(["/metrics", "/health"])
@@ -225,13 +286,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_max_tenants(100)
         .build()?;
     let addr = std::env::var("PLIMSOLL_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.to_string());
+    let redis = match std::env::var("REDIS_URL") {
+        Ok(url) => Some(
+            redis::Client::open(url)?
+                .get_multiplexed_async_connection()
+                .await?,
+        ),
+        Err(_) => None,
+    };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let local = listener.local_addr()?;
     println!("orders-api listening on http://{local}");
     println!("  API:     http://{local}/api/v1/orders   (send x-tenant-id: acme)");
     println!("  metrics: http://{local}/metrics");
     println!("  health:  http://{local}/health");
-    axum::serve(listener, app(&telemetry))
+    axum::serve(listener, app_with(&telemetry, redis))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

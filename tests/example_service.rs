@@ -30,7 +30,7 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(axum::serve(listener, example::app(&t)).into_future());
+    let server = tokio::spawn(axum::serve(listener, example::app_with(&t, None)).into_future());
 
     let body = r#"{"item":"tea","quantity":2}"#;
     let created = request(
@@ -43,6 +43,10 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
     .await;
     assert!(created.starts_with("HTTP/1.1 201"), "{created}");
     let listed = request(addr, &get("/api/v1/orders", "x-tenant-id: acme\r\n")).await;
+    for _ in 0..2 {
+        let order = request(addr, &get("/api/v1/orders/1", "x-tenant-id: acme\r\n")).await;
+        assert!(order.starts_with("HTTP/1.1 200"), "{order}");
+    }
     assert!(listed.contains(r#""item":"tea""#), "{listed}");
     let refused = request(addr, &get("/api/v1/orders", "")).await;
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
@@ -60,6 +64,14 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
         text.contains(r#"orders_placed_total{tenant_id="acme",item="tea",environment="test"} 1"#)
     );
     assert!(!text.contains("wp-login"));
+    // The order reads went through the cache, under the request's tenant.
+    for line in [
+        r#"cache_operations_total{tenant_id="acme",operation="get",cache_name="orders",status="miss",environment="test"} 1"#,
+        r#"cache_operations_total{tenant_id="acme",operation="get",cache_name="orders",status="hit",environment="test"} 1"#,
+        r#"cache_operations_total{tenant_id="acme",operation="load",cache_name="orders",status="success",environment="test"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
     if support::have_promtool() {
         support::promtool_check(text).unwrap();
     }
@@ -75,5 +87,39 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
     if support::have_openmetrics_parser() {
         support::openmetrics_check(om).unwrap();
     }
+    server.abort();
+}
+
+#[tokio::test]
+async fn with_redis_a_retried_order_is_refused_and_its_commands_are_timed() {
+    let Some(redis) = support::redis_server() else {
+        return;
+    };
+    let t = Telemetry::builder().build().unwrap();
+    let conn = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server =
+        tokio::spawn(axum::serve(listener, example::app_with(&t, Some(conn))).into_future());
+    let body = r#"{"item":"tea","quantity":1}"#;
+    let post = format!(
+        "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: acme\r\nidempotency-key: k-1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let first = request(addr, &post).await;
+    let second = request(addr, &post).await;
+    assert!(first.starts_with("HTTP/1.1 201"), "{first}");
+    assert!(second.starts_with("HTTP/1.1 409"), "{second}");
+    let text = t.encode(plimsoll::Format::Prometheus);
+    assert!(
+        text.contains(
+            r#"redis_command_duration_seconds_count{tenant_id="acme",command="SET",status="ok"} 2"#
+        ),
+        "{text}"
+    );
     server.abort();
 }
