@@ -29,7 +29,7 @@ fn docs_catalogue_tables_are_the_declarations() {
     check(
         &doc,
         "Redis",
-        &[plimsoll::redis::REDIS_COMMAND_DURATION],
+        plimsoll::redis::families::ALL,
         Naming::Prometheus,
     );
     #[cfg(feature = "cache")]

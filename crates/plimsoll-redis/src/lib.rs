@@ -35,23 +35,32 @@
 use std::fmt;
 
 use plimsoll_core::classify::Outcome;
-use plimsoll_core::family::{FamilyDecl, LabelDecl};
 use plimsoll_core::operation::{Completed, Operation, RecordOperation};
 use plimsoll_core::{Histogram, RegisterError, Telemetry, impl_label_set, label_key};
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
-/// `redis_command_duration_seconds{command, status}`.
-pub const REDIS_COMMAND_DURATION: FamilyDecl = FamilyDecl::histogram(
-    "redis_command_duration_seconds",
-    "Time of Redis commands and pipelines, by command and status, in seconds.",
-)
-.with_otel_name("db_client_operation_duration_seconds")
-.with_unit("seconds")
-.with_labels(&[
-    LabelDecl::closed("command").with_otel_name("db_operation_name"),
-    LabelDecl::closed("status"),
-]);
+/// Every family this crate records, declared once.
+pub mod families {
+    use plimsoll_core::family::{FamilyDecl, LabelDecl};
+
+    /// `redis_command_duration_seconds{command, status}`.
+    pub const REDIS_COMMAND_DURATION: FamilyDecl = FamilyDecl::histogram(
+        "redis_command_duration_seconds",
+        "Time of Redis commands and pipelines, by command and status, in seconds.",
+    )
+    .with_otel_name("db_client_operation_duration_seconds")
+    .with_unit("seconds")
+    .with_labels(&[
+        LabelDecl::closed("command").with_otel_name("db_operation_name"),
+        LabelDecl::closed("status"),
+    ]);
+
+    /// Every family of this crate, for the catalogue.
+    pub const ALL: &[FamilyDecl] = &[REDIS_COMMAND_DURATION];
+}
+
+pub use families::REDIS_COMMAND_DURATION;
 
 /// The commands that get a label of their own; anything else is `__other__`.
 pub const KNOWN_COMMANDS: &[&str] = &[
