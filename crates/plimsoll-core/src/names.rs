@@ -15,6 +15,19 @@ pub const OTHER: &str = "__other__";
 /// Reserved route: no route matched. The raw path is never a label.
 pub const UNMATCHED: &str = "__unmatched__";
 
+/// The suffixes of every sample name a family of a given name may write,
+/// whatever its type (the reference OpenMetrics parser's rule for names
+/// that clash): a family `jobs` takes `jobs`, `jobs_total`, `jobs_created`,
+/// `jobs_bucket`, `jobs_count` and `jobs_sum`.
+const SAMPLE_SUFFIXES: [&str; 6] =
+    ["", "_total", "_created", "_bucket", "_count", "_sum"];
+
+/// The sample names a family named `name` (counters without `_total`) may
+/// write: `name` with each of [`SAMPLE_SUFFIXES`].
+pub(crate) fn sample_names(name: &str) -> [String; 6] {
+    SAMPLE_SUFFIXES.map(|suffix| format!("{name}{suffix}"))
+}
+
 /// Counter of observations recorded under [`OTHER`] because a bound was reached.
 pub const CARDINALITY_OVERFLOW: &str = "plimsoll_cardinality_overflow_total";
 /// HELP of [`CARDINALITY_OVERFLOW`].

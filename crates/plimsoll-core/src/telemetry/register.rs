@@ -175,19 +175,12 @@ impl MetricOpts {
     }
 }
 
-/// The sample names a family named `name` (counters without `_total`) may
-/// write, whatever its type: the reference OpenMetrics parser's rule for
-/// names that clash.
-fn reserved_names(name: &str) -> [String; 6] {
-    ["", "_total", "_created", "_bucket", "_count", "_sum"].map(|suffix| format!("{name}{suffix}"))
-}
-
 /// Whether a new family `name` could write a sample name that another
 /// registered family (or plimsoll's own overflow counter and build info)
 /// may write too: `jobs_total` beside the counter `jobs`, `lat_count` beside
 /// the histogram `lat`. The same name is handled by the caller.
 fn sample_names_clash(families: &[Registered], name: &str) -> bool {
-    let new = reserved_names(name);
+    let new = names::sample_names(name);
     let overflow = names::CARDINALITY_OVERFLOW
         .strip_suffix("_total")
         .unwrap_or(names::CARDINALITY_OVERFLOW);
@@ -196,7 +189,7 @@ fn sample_names_clash(families: &[Registered], name: &str) -> bool {
         .map(|f| f.name.as_str())
         .chain([overflow, names::BUILD_INFO])
         .filter(|other| *other != name)
-        .any(|other| reserved_names(other).iter().any(|n| new.contains(n)))
+        .any(|other| names::sample_names(other).iter().any(|n| new.contains(n)))
 }
 
 impl Telemetry {
