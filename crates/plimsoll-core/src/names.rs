@@ -19,8 +19,7 @@ pub const UNMATCHED: &str = "__unmatched__";
 /// whatever its type (the reference OpenMetrics parser's rule for names
 /// that clash): a family `jobs` takes `jobs`, `jobs_total`, `jobs_created`,
 /// `jobs_bucket`, `jobs_count` and `jobs_sum`.
-const SAMPLE_SUFFIXES: [&str; 6] =
-    ["", "_total", "_created", "_bucket", "_count", "_sum"];
+const SAMPLE_SUFFIXES: [&str; 6] = ["", "_total", "_created", "_bucket", "_count", "_sum"];
 
 /// The sample names a family named `name` (counters without `_total`) may
 /// write: `name` with each of [`SAMPLE_SUFFIXES`].

@@ -1,6 +1,6 @@
 //! [`TelemetryBuilder`]: every setting of a [`Telemetry`], validated in `build`.
 
-use super::register::valid_buckets;
+use super::checks::valid_buckets;
 use super::*;
 
 /// Default bucket bounds of duration histograms, in seconds.

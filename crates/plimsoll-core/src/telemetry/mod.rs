@@ -1,18 +1,25 @@
 //! [`Telemetry`]: the registry, the naming scheme and the bounds, built once.
 //!
 //! - `builder`: [`TelemetryBuilder`], its settings and their validation.
-//! - `register`: registering families (by name, by declaration, at scrape
-//!   time), label guards, and the checks on names.
+//! - `checks`: the checks every family goes through (names, labels,
+//!   buckets, sample names), and [`RegisterError`].
+//! - `register`: registering families by name.
+//! - `declare`: registering families from their declarations, label
+//!   guards, scrape-time families.
 //! - here: the handle itself, tenants, the trace-context hook, exposition.
 
 mod builder;
+mod checks;
+mod declare;
 mod register;
 
 pub use builder::{
     BuildError, BuildInfo, DEFAULT_DURATION_BUCKETS, DEFAULT_MAX_SERIES, Naming, TelemetryBuilder,
 };
-pub use register::{Declared, MetricOpts, RegisterError};
-pub(crate) use register::{valid_label_name, valid_metric_name};
+pub use checks::RegisterError;
+pub(crate) use checks::{valid_label_name, valid_metric_name};
+pub use declare::Declared;
+pub use register::MetricOpts;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
