@@ -8,8 +8,10 @@
 //! Run: `cargo bench --bench redis --features redis`.
 
 use std::hint::black_box;
-use std::process::{Command, Stdio};
 use std::time::Duration;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use criterion::{Criterion, criterion_group};
 use plimsoll::Telemetry;
@@ -20,25 +22,8 @@ use redis::AsyncCommands;
 const GETS: usize = 100;
 
 fn gets(c: &mut Criterion) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (scripts/install-services.sh)");
+    let server = support::redis_server().expect("redis-server (scripts/install-services.sh)");
+    let port = server.port;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -86,8 +71,7 @@ fn gets(c: &mut Criterion) {
         })
     });
     group.finish();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 criterion_group! {

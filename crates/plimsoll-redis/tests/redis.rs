@@ -2,67 +2,13 @@
 //! test. Without `PLIMSOLL_REQUIRE_SERVICES=1` a missing server skips the
 //! test with one line; with it (as in CI) the test fails.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+#[path = "../../../tests/support/mod.rs"]
+mod support;
 
 use plimsoll_core::scope::Scope;
 use plimsoll_core::{Format, Telemetry};
 use plimsoll_redis::{KNOWN_COMMANDS, RedisMetrics, command_label};
 use redis::AsyncCommands;
-
-/// A throwaway `redis-server` on a free loopback port, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start() -> Option<Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let spawned = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let child = match spawned {
-        Ok(child) => child,
-        Err(_) if std::env::var("PLIMSOLL_REQUIRE_SERVICES").as_deref() != Ok("1") => {
-            eprintln!("skipping: redis-server not found (run scripts/install-services.sh)");
-            return None;
-        }
-        Err(e) => panic!("redis-server is required (PLIMSOLL_REQUIRE_SERVICES=1): {e}"),
-    };
-    let server = Server { child, port };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Some(server);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("redis-server did not listen on {port}");
-}
 
 fn telemetry() -> Telemetry {
     Telemetry::builder()
@@ -81,7 +27,9 @@ fn count(body: &str, tenant: &str, command: &str, status: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn commands_pipelines_and_transactions_are_recorded_under_the_request_tenant() {
-    let Some(server) = start().await else { return };
+    let Some(server) = support::redis_server() else {
+        return;
+    };
     let t = telemetry();
     let metrics = RedisMetrics::new(&t).unwrap();
     let client = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port)).unwrap();
@@ -130,7 +78,9 @@ async fn commands_pipelines_and_transactions_are_recorded_under_the_request_tena
 
 #[tokio::test]
 async fn a_server_killed_mid_run_counts_errors_and_panics_nothing() {
-    let Some(server) = start().await else { return };
+    let Some(server) = support::redis_server() else {
+        return;
+    };
     let t = telemetry();
     let metrics = RedisMetrics::new(&t).unwrap();
     let client = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port)).unwrap();
