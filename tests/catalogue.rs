@@ -25,20 +25,12 @@ fn docs_catalogue_tables_are_the_declarations() {
     .chain(plimsoll::families::PROCESS.iter().copied())
     .collect();
     check(&doc, "core", &core, Naming::Prometheus);
-    #[cfg(feature = "redis")]
-    check(
-        &doc,
-        "Redis",
-        plimsoll::redis::families::ALL,
-        Naming::Prometheus,
-    );
-    #[cfg(feature = "cache")]
-    check(
-        &doc,
-        "cache",
-        plimsoll::cache::families::ALL,
-        Naming::Prometheus,
-    );
+    for naming in [Naming::Prometheus, Naming::OpenTelemetry] {
+        #[cfg(feature = "redis")]
+        check(&doc, "Redis", plimsoll::redis::families::ALL, naming);
+        #[cfg(feature = "cache")]
+        check(&doc, "cache", plimsoll::cache::families::ALL, naming);
+    }
     #[cfg(feature = "http")]
     {
         let http = plimsoll::http::families::ALL;

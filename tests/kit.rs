@@ -1659,3 +1659,78 @@ fn a_count_view_takes_no_series_bound_of_its_own() {
         "family_max_series[http_requests]: \"http_requests_total\" shows a histogram's counts; bound the histogram instead"
     );
 }
+
+#[test]
+fn folded_histograms_with_negative_sums_merge_without_overflowing() {
+    let t = quiet().with_family_max_series(&WAITS, 2).build().unwrap();
+    let waits: Histogram<QueueLabels> = t.declare(&WAITS).unwrap();
+    let queues = t.label_guard(&WAITS, "queue").unwrap();
+    let (acme, globex) = (t.tenant("acme"), t.tenant("globex"));
+    let observe = |tenant: &Tenant, queue: &str, value: f64| {
+        let labels = QueueLabels {
+            queue: queues.admit(queue),
+        };
+        waits.observe(tenant, &labels, value)
+    };
+    observe(&globex, "x", 0.5);
+    observe(&acme, "y", -1.0); // folded, a negative sum
+    observe(&acme, "x", 4.0); // acme's overflow series
+    let body = t.encode(Format::Prometheus);
+    assert!(
+        body.contains("queue_wait_seconds_sum{tenant_id=\"acme\",queue=\"__other__\"} 3\n"),
+        "{body}"
+    );
+    let other = QueueLabels {
+        queue: "__other__".into(),
+    };
+    let read = waits.snapshot(&acme, &other).unwrap();
+    assert_eq!((read.count(), read.sum()), (2, 3.0));
+    assert!(!t.encode(Format::OpenMetrics).is_empty());
+}
+
+#[tokio::test]
+async fn the_series_memo_records_exactly_what_the_plain_lookups_record() {
+    let mut bodies = Vec::new();
+    for memo in [true, false] {
+        let t = quiet().with_max_tenants(2).build().unwrap();
+        let app = Router::new()
+            .route("/a/{id}", get(|| async { "a" }))
+            .route(
+                "/fail",
+                get(|| async { (http::StatusCode::INTERNAL_SERVER_ERROR, "no") }),
+            )
+            .layer(
+                RedMetricsLayer::builder(&t)
+                    .with_tenant_header("x-tenant-id")
+                    .with_series_memo(memo)
+                    .build()
+                    .unwrap(),
+            );
+        // Tenants within and past the bound, invalid ones, several routes
+        // and statuses, each twice so that warm requests hit the memo.
+        for _ in 0..2 {
+            for tenant in ["acme", "globex", "initech", "bad id", ""] {
+                for path in ["/a/1", "/a/2", "/fail", "/nowhere"] {
+                    send(&app, http::Request::get(path).header("x-tenant-id", tenant)).await;
+                }
+            }
+        }
+        let body = t.encode(Format::Prometheus);
+        bodies.push(
+            body.lines()
+                // Latencies vary from run to run; counts do not.
+                .filter(|l| {
+                    !l.starts_with("http_request_duration_seconds_sum")
+                        && !l.starts_with("http_request_duration_seconds_bucket")
+                })
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert!(
+        bodies[0]
+            .iter()
+            .any(|l| l.contains("tenant_id=\"__other__\""))
+    );
+    assert_eq!(bodies[0], bodies[1]);
+}

@@ -79,9 +79,14 @@ impl CacheMetrics {
     pub fn instrument<S>(&self, name: &str, store: S) -> Instrumented<S> {
         Instrumented {
             store,
-            name: self.names.admit(name),
+            name: self.cache_name(name),
             metrics: self.clone(),
         }
+    }
+
+    /// The label of the cache named `name`, admitted through its bound.
+    pub(crate) fn cache_name(&self, name: &str) -> Arc<str> {
+        self.names.admit(name)
     }
 
     /// Reads the size of the cache `name` at every scrape, while `sizes`
@@ -162,12 +167,9 @@ impl<S> fmt::Debug for Instrumented<S> {
     }
 }
 
-/// Records a load as an operation: its status from the loader's outcome,
-/// `error` when dropped before it completed.
-#[derive(Clone, Debug)]
-pub(crate) struct Loads(pub(crate) CacheMetrics);
-
-impl RecordOperation for Loads {
+/// Loads are operations: status from the loader's outcome, `error` when
+/// dropped before they complete.
+impl RecordOperation for CacheMetrics {
     type Labels = Arc<str>;
 
     fn record(&self, done: Completed<'_, Arc<str>>) {
@@ -175,8 +177,14 @@ impl RecordOperation for Loads {
             Outcome::Ok => Status::Success,
             _ => Status::Error,
         };
-        self.0
-            .record(done.tenant, &done.labels, Op::Load, status, done.seconds);
+        CacheMetrics::record(
+            self,
+            done.tenant,
+            &done.labels,
+            Op::Load,
+            status,
+            done.seconds,
+        );
     }
 }
 
@@ -193,23 +201,18 @@ impl<S> Instrumented<S> {
 
     /// Records one operation under the current request's tenant.
     pub(crate) fn record(&self, operation: Op, status: Status, start: Stamp) {
-        let tenant = scope::current_tenant();
-        self.metrics.record(
-            &tenant,
-            &self.name,
-            operation,
-            status,
-            start.elapsed_seconds(),
-        );
+        static SYSTEM: Tenant = Tenant::system();
+        scope::with_current(|scope| {
+            let tenant = scope.map_or(&SYSTEM, |s| s.tenant());
+            let seconds = start.elapsed_seconds();
+            self.metrics
+                .record(tenant, &self.name, operation, status, seconds);
+        });
     }
 
     /// Starts timing a load.
-    pub(crate) fn start_load(&self) -> Operation<Loads> {
-        Operation::start(
-            &self.metrics.telemetry,
-            Loads(self.metrics.clone()),
-            self.name.clone(),
-        )
+    pub(crate) fn start_load(&self) -> Operation<&CacheMetrics> {
+        Operation::start(&self.metrics.telemetry, &self.metrics, self.name.clone())
     }
 
     /// Looks `key` up: a hit or a miss.

@@ -109,8 +109,7 @@ where
         name: &str,
         builder: CacheBuilder<K, V, Cache<K, V>>,
     ) -> Self {
-        let instrumented = metrics.instrument(name, ());
-        let name = instrumented.name.clone();
+        let name = metrics.cache_name(name);
         let evictions = (metrics.clone(), name.clone());
         let cache = builder
             .eviction_listener(move |_key, _value, cause| {

@@ -215,3 +215,81 @@ async fn any_cache_store_is_instrumented_and_loads_on_a_miss() {
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn concurrent_misses_share_one_load_and_a_dropped_load_is_an_error() {
+    let t = telemetry();
+    let caches = CacheMetrics::new(&t).unwrap();
+    let cache = Arc::new(MokaCache::new(
+        &caches,
+        "shared",
+        moka::future::Cache::builder().max_capacity(100),
+    ));
+    let loads = Arc::new(AtomicUsize::new(0));
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, loads) = (cache.clone(), loads.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_with(1_u32, async move {
+                        loads.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        "one".to_string()
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), "one");
+    }
+    assert_eq!(loads.load(Ordering::Relaxed), 1);
+    // A load dropped before it completes (the request went away).
+    let dropped = cache.get_with(2, std::future::pending());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(20), dropped)
+            .await
+            .is_err()
+    );
+    let body = t.encode(Format::Prometheus);
+    assert_eq!(
+        ops(&body, "__system__", "shared", "load", "success"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        ops(&body, "__system__", "shared", "load", "error"),
+        Some(1.0)
+    );
+    assert_eq!(ops(&body, "__system__", "shared", "get", "hit"), Some(7.0));
+    assert_eq!(ops(&body, "__system__", "shared", "get", "miss"), Some(1.0));
+}
+
+#[tokio::test]
+async fn the_weighted_size_follows_the_weigher() {
+    let t = telemetry();
+    let caches = CacheMetrics::new(&t).unwrap();
+    let cache = MokaCache::new(
+        &caches,
+        "blobs",
+        moka::future::Cache::builder().weigher(|_k: &u8, v: &String| v.len() as u32),
+    );
+    cache.insert(1, "abc".to_string()).await;
+    cache.insert(2, "defgh".to_string()).await;
+    cache.run_pending_tasks().await;
+    let body = t.encode(Format::Prometheus);
+    assert_eq!(
+        value(
+            &body,
+            "cache_entries{tenant_id=\"__system__\",cache_name=\"blobs\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &body,
+            "cache_weighted_size{tenant_id=\"__system__\",cache_name=\"blobs\"}"
+        ),
+        Some(8.0)
+    );
+}

@@ -312,6 +312,14 @@ pub fn catalogue_table(families: &[FamilyDecl], naming: Naming) -> String {
     table
 }
 
+/// Whether histogram bucket bounds can be used: non-empty, finite and
+/// strictly increasing (layers check the buckets they are given with it).
+pub fn valid_buckets(buckets: &[f64]) -> bool {
+    !buckets.is_empty()
+        && buckets.iter().all(|b| b.is_finite())
+        && buckets.windows(2).all(|w| w[0] < w[1])
+}
+
 /// A counter's name without `_total`; other names as they are.
 pub(crate) fn base_name(name: &str, kind: MetricKind) -> &str {
     match kind {

@@ -113,12 +113,19 @@ impl<R: RecordOperation> Operation<R> {
     /// Starts an operation for the current request's tenant, with the
     /// exemplar of `telemetry`'s trace context.
     pub fn start(telemetry: &Telemetry, recorder: R, labels: R::Labels) -> Self {
-        Self::start_for(
-            crate::scope::current_tenant(),
-            telemetry.current_trace(),
-            recorder,
-            labels,
-        )
+        let (tenant, trace) = if telemetry.has_trace_context_hook() {
+            (crate::scope::current_tenant(), telemetry.current_trace())
+        } else {
+            // The default hook reads the scope: read it once for both.
+            crate::scope::with_current(|scope| match scope {
+                Some(scope) => (
+                    scope.tenant().clone(),
+                    scope.span().and_then(|span| span.exemplar()),
+                ),
+                None => (Tenant::system(), None),
+            })
+        };
+        Self::start_for(tenant, trace, recorder, labels)
     }
 
     /// Starts an operation for a given tenant and exemplar.

@@ -139,17 +139,13 @@ impl ExternalCalls {
     }
 
     /// Starts timing a call for the current request's tenant.
-    pub fn start(&self, service: &str, endpoint: &str) -> Operation<ExternalCalls> {
-        Operation::start(
-            &self.telemetry,
-            self.clone(),
-            self.labels(service, endpoint),
-        )
+    pub fn start(&self, service: &str, endpoint: &str) -> Operation<&ExternalCalls> {
+        Operation::start(&self.telemetry, self, self.labels(service, endpoint))
     }
 
     /// Awaits `call` and records it for the current request's tenant: `ok`
     /// or `error` from its result, or `cancelled` if it is dropped first.
-    pub fn time<F, T, E>(&self, service: &str, endpoint: &str, call: F) -> TimedCall<F, T, E>
+    pub fn time<F, T, E>(&self, service: &str, endpoint: &str, call: F) -> TimedCall<'_, F, T, E>
     where
         F: Future<Output = Result<T, E>>,
     {
@@ -169,7 +165,7 @@ impl ExternalCalls {
 }
 
 /// The future of [`ExternalCalls::time`].
-pub type TimedCall<F, T, E> = Timed<F, ExternalCalls, fn(&Result<T, E>) -> Outcome>;
+pub type TimedCall<'a, F, T, E> = Timed<F, &'a ExternalCalls, fn(&Result<T, E>) -> Outcome>;
 
 /// Maps a request to its endpoint label.
 pub type EndpointFn = dyn Fn(&http::Method, &http::Uri) -> String + Send + Sync;
@@ -206,7 +202,7 @@ impl ExternalCallBuilder {
         // Admitted once here; each call then admits only its endpoint.
         let service = calls.services.admit(&self.service);
         Ok(ExternalCallLayer {
-            calls,
+            calls: Arc::new(calls),
             service,
             endpoint: self.endpoint,
         })
@@ -218,7 +214,8 @@ impl ExternalCallBuilder {
 /// else the current request's, else `__system__`.
 #[derive(Clone)]
 pub struct ExternalCallLayer {
-    calls: ExternalCalls,
+    /// Shared by every call: an operation holds it, not a copy of it.
+    calls: Arc<ExternalCalls>,
     service: Arc<str>,
     endpoint: Option<Arc<EndpointFn>>,
 }
@@ -287,10 +284,10 @@ where
             Some(tenant) => Operation::start_for(
                 tenant.clone(),
                 layer.calls.telemetry.current_trace(),
-                layer.calls.clone(),
+                Arc::clone(&layer.calls),
                 labels,
             ),
-            None => Operation::start(&layer.calls.telemetry, layer.calls.clone(), labels),
+            None => Operation::start(&layer.calls.telemetry, Arc::clone(&layer.calls), labels),
         };
         ResponseFuture {
             inner: self.inner.call(req),
@@ -304,7 +301,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        call: Option<Operation<ExternalCalls>>,
+        call: Option<Operation<Arc<ExternalCalls>>>,
     }
 }
 

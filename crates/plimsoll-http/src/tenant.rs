@@ -114,6 +114,28 @@ impl TenantResolver {
     }
 }
 
+/// The W3C trace context header.
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The span of a request, for its scope and exemplars: the trace-context
+/// hook's when the telemetry has one, else the incoming `traceparent` (when
+/// `traceparent` is on), which the default hook then reads from the scope.
+#[inline]
+pub(crate) fn request_span(
+    telemetry: &Telemetry,
+    headers: &HeaderMap,
+    traceparent: bool,
+) -> Option<plimsoll_core::trace::SpanContext> {
+    if telemetry.has_trace_context_hook() {
+        telemetry.current_span()
+    } else if traceparent {
+        header(headers, &TRACEPARENT)
+            .and_then(|v| plimsoll_core::trace::SpanContext::from_traceparent(v.as_bytes()))
+    } else {
+        None
+    }
+}
+
 /// The first value of header `name`. A request usually carries a handful of
 /// headers, and comparing names one by one is cheaper than hashing a
 /// custom name for the map's lookup; larger maps use the lookup.

@@ -85,9 +85,7 @@ impl Names {
 
     /// `plimsoll_cardinality_overflow_total`, with `prefix`.
     pub(super) fn insert_overflow(&mut self, prefix: &str) {
-        let base = names::CARDINALITY_OVERFLOW
-            .strip_suffix("_total")
-            .unwrap_or(names::CARDINALITY_OVERFLOW);
+        let base = crate::families::CARDINALITY_OVERFLOW.key();
         self.insert(&format!("{prefix}{base}"), Type::Counter);
     }
 

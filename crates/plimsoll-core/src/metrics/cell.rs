@@ -186,9 +186,9 @@ impl Cell for HistogramCell {
     fn merged(&self, other: &Self) -> Self {
         let sum = HistogramCell::new(self.buckets().len() - 1);
         for (to, (a, b)) in sum
-            .words()
+            .buckets()
             .iter()
-            .zip(self.words().iter().zip(other.words()))
+            .zip(self.buckets().iter().zip(other.buckets()))
         {
             to.store(
                 a.load(Ordering::Relaxed) + b.load(Ordering::Relaxed),

@@ -27,7 +27,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crate::encoding::{Encoder, Format, MetricKind, write_f64, write_u64};
 use crate::labels::{LabelKey, LabelSet, LabelValues};

@@ -34,15 +34,15 @@ struct BoundWarning {
     pub(super) next: AtomicU64,
 }
 
-fn warning_epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
+fn warning_epoch() -> crate::clock::Stamp {
+    static EPOCH: OnceLock<crate::clock::Stamp> = OnceLock::new();
+    *EPOCH.get_or_init(crate::clock::Stamp::now)
 }
 
 impl BoundWarning {
     #[cold]
     pub(super) fn reached(&self, labels: &OverflowLabels) {
-        let now = warning_epoch().elapsed().as_millis() as u64 + 1;
+        let now = (warning_epoch().elapsed_seconds() * 1e3) as u64 + 1;
         let next = self.next.load(Ordering::Relaxed);
         if now < next {
             return;

@@ -418,10 +418,7 @@ impl TelemetryBuilder {
         ));
         let overflow = Arc::new(OverflowFamily::new(
             Meta {
-                name: names::CARDINALITY_OVERFLOW
-                    .strip_suffix("_total")
-                    .unwrap_or(names::CARDINALITY_OVERFLOW)
-                    .to_string(),
+                name: crate::families::CARDINALITY_OVERFLOW.key().to_string(),
                 exposed: format!("{prefix}{}", names::CARDINALITY_OVERFLOW),
                 help: names::CARDINALITY_OVERFLOW_HELP.to_string(),
             },

@@ -125,11 +125,7 @@ pub(crate) fn valid_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-pub(super) fn valid_buckets(buckets: &[f64]) -> bool {
-    !buckets.is_empty()
-        && buckets.iter().all(|b| b.is_finite())
-        && buckets.windows(2).all(|w| w[0] < w[1])
-}
+pub(super) use crate::family::valid_buckets;
 
 /// Whether a new family `name` could write a sample name that another
 /// registered family (or plimsoll's own overflow counter and build info)
@@ -137,9 +133,7 @@ pub(super) fn valid_buckets(buckets: &[f64]) -> bool {
 /// the histogram `lat`. The same name is handled by the caller.
 pub(super) fn sample_names_clash(families: &[Registered], name: &str) -> bool {
     let new = names::sample_names(name);
-    let overflow = names::CARDINALITY_OVERFLOW
-        .strip_suffix("_total")
-        .unwrap_or(names::CARDINALITY_OVERFLOW);
+    let overflow = crate::families::CARDINALITY_OVERFLOW.key();
     families
         .iter()
         .map(|f| f.name.as_str())

@@ -68,11 +68,7 @@ impl Telemetry {
         opts: MetricOpts,
         labels: Box<[&'static str]>,
     ) -> Result<Counter<L>, RegisterError> {
-        let base = opts
-            .name
-            .strip_suffix("_total")
-            .unwrap_or(&opts.name)
-            .to_string();
+        let base = crate::family::base_name(&opts.name, MetricKind::Counter).to_string();
         let exposed = format!("{base}_total");
         let family =
             self.register::<L, CounterCell>(base, exposed, opts, labels, Shape::default())?;
@@ -202,7 +198,7 @@ impl Telemetry {
         help: &str,
         histogram: &Histogram<L>,
     ) -> Result<(), RegisterError> {
-        let base = name.strip_suffix("_total").unwrap_or(name).to_string();
+        let base = crate::family::base_name(name, MetricKind::Counter).to_string();
         if !valid_metric_name(&base) {
             return Err(RegisterError::InvalidName(name.to_string()));
         }

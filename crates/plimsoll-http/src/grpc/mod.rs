@@ -32,7 +32,6 @@ use plimsoll_core::classify::{GrpcCode, Outcome};
 use plimsoll_core::names::{OTHER, UNMATCHED};
 use plimsoll_core::operation::{Completed, Operation, RecordOperation};
 use plimsoll_core::scope::{self, Scope};
-use plimsoll_core::trace::SpanContext;
 use plimsoll_core::{Counter, Histogram, LabelGuard, Telemetry, impl_label_set, label_key};
 use tower_layer::Layer;
 use tower_service::Service;

@@ -11,9 +11,6 @@ pub struct GrpcMetrics<S> {
 
 crate::inner_access!(GrpcMetrics);
 
-/// The W3C trace context header.
-static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
-
 impl<S, ReqB, ResB> Service<Request<ReqB>> for GrpcMetrics<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
@@ -30,15 +27,7 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let shared = &self.shared;
         let tenant = shared.tenants.resolve(req.headers(), req.extensions());
-        // The span: the trace-context hook's when one is set, else the
-        // incoming `traceparent` (which the default hook reads back from
-        // the scope).
-        let span = if shared.telemetry.has_trace_context_hook() {
-            shared.telemetry.current_span()
-        } else {
-            crate::tenant::header(req.headers(), &TRACEPARENT)
-                .and_then(|v| SpanContext::from_traceparent(v.as_bytes()))
-        };
+        let span = crate::tenant::request_span(&shared.telemetry, req.headers(), true);
         let scope = Scope::with_span(tenant.clone(), span);
         let trace = span.and_then(|s| s.exemplar());
         let call = Operation::start_for(

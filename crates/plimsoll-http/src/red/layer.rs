@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use plimsoll_core::classify::{ErrorType, StatusClassifier};
 use plimsoll_core::scope::Scope;
-use plimsoll_core::trace::SpanContext;
 use plimsoll_core::{
     Counter, Gauge, Histogram, LabelGuard, RegisterError, SeriesKey, Telemetry, Tenant,
 };
@@ -67,11 +66,7 @@ pub(crate) fn check_buckets(
     buckets: &Option<Vec<f64>>,
 ) -> Result<(), HttpBuildError> {
     match buckets {
-        Some(b)
-            if b.is_empty()
-                || !b.iter().all(|x| x.is_finite())
-                || !b.windows(2).all(|w| w[0] < w[1]) =>
-        {
+        Some(b) if !plimsoll_core::family::valid_buckets(b) => {
             Err(HttpBuildError::InvalidBuckets {
                 field,
                 buckets: b.clone(),
@@ -263,7 +258,6 @@ impl RedMetricsBuilder {
                 slow: self.slow,
                 classify: self.classify,
                 traceparent: self.traceparent,
-                trace_hook: self.telemetry.has_trace_context_hook(),
                 telemetry: self.telemetry,
             }),
         })
@@ -414,9 +408,6 @@ pub(crate) struct Shared {
     pub(crate) slow: Option<Duration>,
     classify: StatusClassifier,
     traceparent: bool,
-    /// The telemetry has a custom trace-context hook (else the scope's
-    /// span, read directly, is the exemplar).
-    trace_hook: bool,
     telemetry: Telemetry,
 }
 
@@ -431,9 +422,6 @@ impl fmt::Debug for Shared {
             .finish_non_exhaustive()
     }
 }
-
-/// The W3C trace context header.
-static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
 /// A finished request, as [`Shared::end`] records it.
 pub(crate) struct Finished<'a> {
@@ -468,17 +456,7 @@ impl Shared {
         }
         let method = crate::labels::Method::of(req.method());
         let tenant = self.tenants.resolve(req.headers(), req.extensions());
-        // The span: the trace-context hook's when one is set, else the
-        // incoming `traceparent` (which the default hook reads back from
-        // the scope).
-        let span = if self.trace_hook {
-            self.telemetry.current_span()
-        } else if self.traceparent {
-            crate::tenant::header(req.headers(), &TRACEPARENT)
-                .and_then(|v| SpanContext::from_traceparent(v.as_bytes()))
-        } else {
-            None
-        };
+        let span = crate::tenant::request_span(&self.telemetry, req.headers(), self.traceparent);
         let lookup = || {
             let key = RouteKey {
                 method,

@@ -43,8 +43,7 @@ struct StartSlot {
     /// The address of `route`'s label value, compared on a hit.
     route_addr: usize,
     /// Held (never read) so that `route_addr` cannot be reused by another route.
-    #[allow(dead_code)]
-    route: Route,
+    _route: Route,
     key: Option<SeriesKey>,
     /// A request scope for `tenant` with no span, shared by the requests
     /// that hit this slot without one (a scope is immutable).
@@ -72,7 +71,7 @@ impl Memo {
                 method: Method::Other,
                 tenant: Tenant::unknown(),
                 route_addr: 0,
-                route: Route::Unmatched,
+                _route: Route::Unmatched,
                 key: None,
                 scope: None,
             }),
@@ -131,7 +130,7 @@ pub(crate) fn in_flight(
             method,
             tenant: tenant.clone(),
             route_addr,
-            route: route.clone(),
+            _route: route.clone(),
             key: Some(key),
             scope: Some(Scope::new(tenant.clone())),
         },
