@@ -43,12 +43,12 @@ use std::sync::{Arc, OnceLock};
 
 use std::collections::HashMap;
 
-use crate::encoding::{Encoder, MetricKind, write_f64, write_u64};
-use crate::labels::{LabelSet, LabelValues};
+use crate::encoding::{Encoder, MetricKind, write_f64};
+use crate::labels::LabelSet;
 use crate::metrics::{
-    EncodeFamily, HistogramSnapshot, Meta, OverflowCounter, OverflowFamily, Shape,
+    EncodeFamily, HistogramSnapshot, Meta, OverflowCounter, OverflowFamily, Shape, write_histogram,
+    write_labels,
 };
-use crate::names::OTHER;
 use crate::tenant::{Tenant, TenantLabel, TenantRegistry};
 
 /// A value written at scrape time that does not fit its family.
@@ -290,16 +290,7 @@ impl<L: LabelSet> EncodeFamily for ScrapedFamily<L> {
         let mut labels = String::with_capacity(128);
         for (tenant, set, value) in &writer.series {
             enc.render_labels(&mut labels, tenant.as_str(), |buf| {
-                let mut values = LabelValues::new(buf, &self.label_names);
-                match set {
-                    Some(set) => set.write_values(&mut values),
-                    None => {
-                        for _ in self.label_names.iter() {
-                            values.push(OTHER);
-                        }
-                    }
-                }
-                values.finish();
+                write_labels::<L>(buf, &self.label_names, set.as_ref())
             });
             match value {
                 Value::Number(v) => {
@@ -312,27 +303,15 @@ impl<L: LabelSet> EncodeFamily for ScrapedFamily<L> {
                     write_f64(enc.out, *v);
                     enc.out.push('\n');
                 }
-                Value::Histogram(h) => {
-                    let mut cumulative = 0;
-                    for (i, count) in h.counts().iter().enumerate() {
-                        cumulative += count;
-                        enc.sample_start(
-                            &self.meta.name,
-                            "_bucket",
-                            &labels,
-                            Some(&self.shape.le[i]),
-                        );
-                        write_u64(enc.out, cumulative);
-                        enc.out.push('\n');
-                    }
-                    enc.sum_and_count(
-                        &self.meta.name,
-                        &labels,
-                        &self.shape.bounds,
-                        h.sum(),
-                        cumulative,
-                    );
-                }
+                Value::Histogram(h) => write_histogram(
+                    enc,
+                    &self.meta.name,
+                    &labels,
+                    &self.shape,
+                    h.counts().iter().copied(),
+                    None,
+                    h.sum(),
+                ),
             }
         }
     }

@@ -181,6 +181,30 @@ impl HistogramCell {
     }
 }
 
+/// Writes a histogram series: its cumulative buckets (from per-bucket
+/// `counts`, `+Inf` last) with their exemplars, then its sum and count.
+pub(crate) fn write_histogram(
+    enc: &mut Encoder<'_>,
+    name: &str,
+    labels: &str,
+    shape: &Shape,
+    counts: impl Iterator<Item = u64>,
+    exemplars: Option<&[Option<Exemplar>]>,
+    sum: f64,
+) {
+    let mut cumulative = 0;
+    for (i, count) in counts.enumerate() {
+        cumulative += count;
+        enc.sample_start(name, "_bucket", labels, Some(&shape.le[i]));
+        write_u64(enc.out, cumulative);
+        if let Some(exemplar) = exemplars.and_then(|e| e[i].as_ref()) {
+            enc.exemplar(exemplar);
+        }
+        enc.out.push('\n');
+    }
+    enc.sum_and_count(name, labels, &shape.bounds, sum, cumulative);
+}
+
 impl Cell for HistogramCell {
     const KIND: MetricKind = MetricKind::Histogram;
     fn merged(&self, other: &Self) -> Self {
@@ -217,17 +241,8 @@ impl Cell for HistogramCell {
         } else {
             None
         };
-        let mut cumulative = 0;
-        for (i, bucket) in self.buckets().iter().enumerate() {
-            cumulative += bucket.load(Ordering::Relaxed);
-            enc.sample_start(name, "_bucket", labels, Some(&shape.le[i]));
-            write_u64(enc.out, cumulative);
-            if let Some(exemplar) = exemplars.as_ref().and_then(|e| e[i].as_ref()) {
-                enc.exemplar(exemplar);
-            }
-            enc.out.push('\n');
-        }
+        let counts = self.buckets().iter().map(|b| b.load(Ordering::Relaxed));
         let sum = f64::from_bits(self.sum().load(Ordering::Relaxed));
-        enc.sum_and_count(name, labels, &shape.bounds, sum, cumulative);
+        write_histogram(enc, name, labels, shape, counts, exemplars.as_deref(), sum);
     }
 }

@@ -142,18 +142,15 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
         enc.header(&self.meta.name, &self.meta.help, C::KIND);
         let folds = Folds::of(&self.store);
         let mut labels = String::with_capacity(128);
-        for (index, entry) in self.store.iter_indexed() {
-            if folds.skip.contains(&index) {
-                continue;
-            }
+        for (entry, folded) in folds.entries(&self.store) {
             enc.render_labels(&mut labels, entry.tenant.as_str(), |buf| {
                 write_labels::<L>(buf, &self.label_names, entry.labels.as_ref())
             });
-            match folds.partner.get(&index) {
+            match folded {
                 None => entry
                     .cell
                     .encode(enc, &self.meta.name, &labels, &self.shape),
-                Some(&folded) => entry.cell.merged(&self.store.entry(folded).cell).encode(
+                Some(folded) => entry.cell.merged(&folded.cell).encode(
                     enc,
                     &self.meta.name,
                     &labels,
@@ -231,7 +228,7 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
     }
 }
 
-pub(super) fn write_labels<L: LabelSet>(
+pub(crate) fn write_labels<L: LabelSet>(
     buf: &mut String,
     names: &[&'static str],
     labels: Option<&L>,
@@ -297,6 +294,21 @@ impl Folds {
         }
         folds
     }
+
+    /// The entries of `store` to write, in creation order, each with the
+    /// folded entry written together with it.
+    fn entries<'a, L: LabelSet, C>(
+        &'a self,
+        store: &'a Store<L, C>,
+    ) -> impl Iterator<Item = (&'a Entry<L, C>, Option<&'a Entry<L, C>>)> + 'a {
+        store
+            .iter_indexed()
+            .filter(|(index, _)| !self.skip.contains(index))
+            .map(|(index, entry)| {
+                let folded = self.partner.get(&index).map(|f| store.entry(*f));
+                (entry, folded)
+            })
+    }
 }
 
 /// A cell read back: one series', or two merged.
@@ -346,17 +358,11 @@ impl<L: LabelSet> EncodeFamily for CountView<L> {
         enc.header(&self.meta.name, &self.meta.help, MetricKind::Counter);
         let folds = Folds::of(store);
         let mut labels = String::with_capacity(128);
-        for (index, entry) in store.iter_indexed() {
-            if folds.skip.contains(&index) {
-                continue;
-            }
+        for (entry, folded) in folds.entries(store) {
             enc.render_labels(&mut labels, entry.tenant.as_str(), |buf| {
                 write_labels::<L>(buf, &self.histogram.label_names, entry.labels.as_ref())
             });
-            let folded = folds
-                .partner
-                .get(&index)
-                .map_or(0, |f| store.entry(*f).cell.count());
+            let folded = folded.map_or(0, |f| f.cell.count());
             enc.sample_start(&self.meta.name, "_total", &labels, None);
             write_u64(enc.out, entry.cell.count() + folded);
             enc.out.push('\n');
