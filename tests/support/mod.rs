@@ -147,3 +147,110 @@ pub fn redis_server() -> Option<RedisServer> {
     }
     panic!("redis-server did not listen on {port}");
 }
+
+/// A throwaway PostgreSQL cluster on a free loopback port, in a temporary
+/// directory; stopped and removed on drop.
+pub struct PostgresServer {
+    dir: std::path::PathBuf,
+    /// Its port.
+    pub port: u16,
+}
+
+impl PostgresServer {
+    /// A URL of its `postgres` database, for the `postgres` user (trusted).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+/// Runs a PostgreSQL tool: as the `postgres` user when running as root
+/// (`initdb` refuses root), as the current user otherwise.
+fn pg_command(tool: &str) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+    if root {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--", tool]);
+        cmd
+    } else {
+        Command::new(tool)
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let _ = pg_command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts a PostgreSQL cluster on loopback (`initdb` then `pg_ctl start`);
+/// `None` (after one line saying so) when PostgreSQL is missing and
+/// services are not required.
+pub fn postgres_server() -> Option<PostgresServer> {
+    if !available("initdb", &["--version"]) || !available("pg_ctl", &["--version"]) {
+        return None;
+    }
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "plimsoll-pg-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the cluster's directory");
+    // The postgres user owns the cluster when we run as root.
+    let _ = Command::new("chown")
+        .args(["postgres:postgres"])
+        .arg(&dir)
+        .stderr(Stdio::null())
+        .status();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = PostgresServer {
+        dir: dir.clone(),
+        port,
+    };
+    let data = dir.join("data");
+    let out = pg_command("initdb")
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
+        .output()
+        .expect("run initdb");
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let options = format!(
+        "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c max_connections=50",
+        dir.display()
+    );
+    let out = pg_command("pg_ctl")
+        .arg("-D")
+        .arg(&data)
+        .arg("-l")
+        .arg(dir.join("log"))
+        .args(["-o", &options, "-w", "start"])
+        .output()
+        .expect("run pg_ctl");
+    assert!(
+        out.status.success(),
+        "pg_ctl start failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+    );
+    Some(server)
+}

@@ -42,6 +42,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
@@ -58,10 +59,12 @@ pub struct Scope {
     inner: Arc<Inner>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Inner {
     tenant: Tenant,
     span: Option<SpanContext>,
+    /// The queries run inside it, when it counts them ([`Scope::counting`]).
+    queries: Option<AtomicU32>,
 }
 
 thread_local! {
@@ -109,8 +112,31 @@ impl Scope {
     /// incoming `traceparent`, or the trace-context hook's span).
     pub fn with_span(tenant: Tenant, span: Option<SpanContext>) -> Self {
         Self {
-            inner: Arc::new(Inner { tenant, span }),
+            inner: Arc::new(Inner {
+                tenant,
+                span,
+                queries: None,
+            }),
         }
+    }
+
+    /// A scope of one request that counts the database queries run inside
+    /// it ([`count_query`]): the server layers open one per request when the
+    /// telemetry has a [`RequestObserver`].
+    pub fn counting(tenant: Tenant, span: Option<SpanContext>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                tenant,
+                span,
+                queries: Some(AtomicU32::new(0)),
+            }),
+        }
+    }
+
+    /// The queries counted in this scope so far; `None` when it does not
+    /// count them (it was not opened with [`Scope::counting`]).
+    pub fn queries(&self) -> Option<u32> {
+        Some(self.inner.queries.as_ref()?.load(Ordering::Relaxed))
     }
 
     /// The request's tenant.
@@ -169,6 +195,30 @@ pub fn with_current<R>(f: impl FnOnce(Option<&Scope>) -> R) -> R {
         Ok(Some(r)) => r,
         _ => (f.take().expect("called once"))(None),
     }
+}
+
+/// Counts one database query in the current request's scope (nothing
+/// outside a request, or in a scope that does not count). Database
+/// integrations call it once per statement; the count reaches the
+/// telemetry's [`RequestObserver`]s when the request ends.
+#[inline]
+pub fn count_query() {
+    with_current(|scope| {
+        if let Some(queries) = scope.and_then(|s| s.inner.queries.as_ref()) {
+            queries.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+}
+
+/// Sees every request a server layer served, when it ends (see
+/// [`Telemetry::observe_requests`](crate::Telemetry::observe_requests)).
+///
+/// The database integration records `db_queries_per_request` with one: the
+/// count of queries a request ran, by route, and a warning past a threshold.
+pub trait RequestObserver: Send + Sync + 'static {
+    /// The request on `route` (its template, bounded by the server layer)
+    /// ended; `scope` holds its tenant, span and query count.
+    fn request_ended(&self, route: &str, scope: &Scope);
 }
 
 /// A clone of the current scope (`None` outside any request).
@@ -249,6 +299,22 @@ mod tests {
         });
         assert!(result.is_err());
         assert!(current().is_none());
+    }
+
+    #[test]
+    fn counting_scopes_count_the_queries_run_inside_them() {
+        let counting = Scope::counting(Tenant::unknown(), None);
+        let plain = Scope::new(Tenant::unknown());
+        counting.enter(|| {
+            count_query();
+            count_query();
+        });
+        plain.enter(count_query);
+        count_query(); // outside any scope: nothing to count
+        let carried = counting.enter(|| carry(async { count_query() }));
+        let _ = noop_poll(carried);
+        assert_eq!(counting.queries(), Some(3));
+        assert_eq!(plain.queries(), None);
     }
 
     #[test]

@@ -446,6 +446,7 @@ impl TelemetryBuilder {
                 families: Mutex::new(Vec::new()),
                 guards: Mutex::new(HashMap::new()),
                 last_size: AtomicUsize::new(4096),
+                request_observers: boxcar::Vec::new(),
                 #[cfg(feature = "prometheus-client")]
                 foreign: Default::default(),
             }),

@@ -65,6 +65,8 @@ struct Inner {
     /// Label guards, one per exposed metric and label.
     guards: Mutex<HashMap<(String, String), LabelGuard>>,
     last_size: AtomicUsize,
+    /// Told of every request a server layer served, when it ends.
+    request_observers: boxcar::Vec<Arc<dyn crate::scope::RequestObserver>>,
     /// prometheus-client registries exposed beside the families.
     #[cfg(feature = "prometheus-client")]
     foreign: crate::foreign::Foreign,
@@ -184,6 +186,29 @@ impl Telemetry {
     #[inline]
     pub fn has_trace_context_hook(&self) -> bool {
         self.inner.trace.is_some()
+    }
+
+    /// Tells `observer` of every request the server layers built on this
+    /// telemetry serve, when it ends. While any observer is set, each
+    /// request runs in a scope of its own that counts its queries
+    /// ([`Scope::counting`](crate::scope::Scope::counting)).
+    pub fn observe_requests(&self, observer: Arc<dyn crate::scope::RequestObserver>) {
+        self.inner.request_observers.push(observer);
+    }
+
+    /// Whether any [`RequestObserver`](crate::scope::RequestObserver) is set:
+    /// server layers then open counting scopes and call
+    /// [`request_ended`](Telemetry::request_ended).
+    #[inline]
+    pub fn observes_requests(&self) -> bool {
+        self.inner.request_observers.count() != 0
+    }
+
+    /// For server layers: the request on `route` ended; tells every observer.
+    pub fn request_ended(&self, route: &str, scope: &crate::scope::Scope) {
+        for (_, observer) in &self.inner.request_observers {
+            observer.request_ended(route, scope);
+        }
     }
 
     /// The default histogram buckets for the family `name` (without

@@ -151,6 +151,11 @@ impl Guard {
                 "slow request"
             );
         }
+        if let Some(scope) = &r.scope
+            && scope.queries().is_some()
+        {
+            self.shared.telemetry.request_ended(r.route.as_str(), scope);
+        }
     }
 }
 

@@ -408,7 +408,7 @@ pub(crate) struct Shared {
     pub(crate) slow: Option<Duration>,
     classify: StatusClassifier,
     traceparent: bool,
-    telemetry: Telemetry,
+    pub(super) telemetry: Telemetry,
 }
 
 impl fmt::Debug for Shared {
@@ -471,6 +471,8 @@ impl Shared {
         };
         self.families.in_flight.add_at(&in_flight, 1.0);
         let scope = match (span, cached) {
+            // A request observer needs the request's own query count.
+            _ if self.telemetry.observes_requests() => Scope::counting(tenant, span),
             (None, Some(scope)) => scope,
             _ => Scope::with_span(tenant, span),
         };
