@@ -31,3 +31,7 @@ pub use plimsoll_cache as cache;
 /// Redis command metrics (feature `redis`).
 #[cfg(feature = "redis")]
 pub use plimsoll_redis as redis;
+
+/// Database metrics for sqlx: queries, pools, queries per request (feature `sqlx`).
+#[cfg(feature = "sqlx")]
+pub use plimsoll_sqlx as sqlx;

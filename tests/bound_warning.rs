@@ -3,65 +3,12 @@
 //! binary: `tracing` caches per call site whether anyone listens, and other
 //! tests recording on other threads without a subscriber would race it.
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::sync::{Arc, Mutex};
+#[path = "support/capture.rs"]
+mod capture;
 
+use capture::{Capture, Captured};
 use plimsoll::family::{FamilyDecl, LabelDecl};
 use plimsoll::{Counter, Telemetry, impl_label_set};
-
-/// One event as the subscriber saw it.
-#[derive(Clone, Debug)]
-struct Captured {
-    level: tracing::Level,
-    target: String,
-    fields: BTreeMap<String, String>,
-}
-
-/// A subscriber that keeps every event.
-#[derive(Clone, Default)]
-struct Capture {
-    events: Arc<Mutex<Vec<Captured>>>,
-}
-
-struct Fields(BTreeMap<String, String>);
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().into(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        self.0.insert(field.name().into(), value.to_string());
-    }
-    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        self.0.insert(field.name().into(), value.to_string());
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = Fields(BTreeMap::new());
-        event.record(&mut fields);
-        self.events.lock().unwrap().push(Captured {
-            level: *event.metadata().level(),
-            target: event.metadata().target().into(),
-            fields: fields.0,
-        });
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
 
 const EMAILS_SENT: FamilyDecl = FamilyDecl::counter("emails_sent_total", "Emails sent.")
     .with_labels(&[LabelDecl::open("campaign", 100)]);
