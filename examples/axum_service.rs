@@ -4,10 +4,13 @@
 //! middleware from the `x-tenant-id` header and handed to plimsoll as a
 //! trusted request extension, a flaky downstream "payments" call timed as an
 //! external call, a moka cache in front of order reads, a business
-//! counter, and `/metrics` for Prometheus. The payment call and the cache
-//! record under the request's tenant without being passed it. With
-//! `REDIS_URL` set, `POST /api/v1/orders` honours an `idempotency-key`
-//! header through Redis, and its commands are timed too.
+//! counter, and `/metrics` for Prometheus. Orders live in SQLite (in
+//! memory) through a metered sqlx pool; `DATABASE_URL` switches to
+//! PostgreSQL. The queries, the payment call and the cache record under the
+//! request's tenant without being passed it, and each request's query count
+//! is recorded by route. With `REDIS_URL` set, `POST /api/v1/orders`
+//! honours an `idempotency-key` header through Redis, and its commands are
+//! timed too.
 //!
 //! Run: `cargo run --example axum_service --features full`
 //! (listens on `PLIMSOLL_ADDR`, default `127.0.0.1:3000`), then:
@@ -18,9 +21,8 @@
 //! curl localhost:3000/metrics
 //! ```
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
@@ -32,10 +34,13 @@ use axum::{Extension, Router};
 use plimsoll::cache::{CacheMetrics, MokaCache};
 use plimsoll::http::{ExternalCalls, MetricsService, RedMetricsLayer, metrics_router};
 use plimsoll::redis::{InstrumentedConnection, RedisMetrics};
+use plimsoll::sqlx::{MeteredPool, SqlxMetrics};
 use plimsoll::{Counter, Telemetry, Tenant, impl_label_set};
 
 /// Default listen address; `PLIMSOLL_ADDR` overrides it.
 const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+/// Default database; `DATABASE_URL` overrides it (`postgres://…`).
+pub(crate) const DEFAULT_DATABASE: &str = "sqlite::memory:";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct OrderLabels {
@@ -48,27 +53,42 @@ const ITEMS: [&str; 4] = ["tea", "coffee", "cake", "other"];
 
 #[derive(Clone, Debug)]
 struct Order {
-    id: u64,
+    id: i64,
     item: String,
-    quantity: u32,
+    quantity: i64,
+}
+
+impl Order {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            id: row.try_get("id")?,
+            item: row.try_get("item")?,
+            quantity: row.try_get("quantity")?,
+        })
+    }
 }
 
 #[derive(Clone)]
 struct AppState {
     telemetry: Telemetry,
-    orders: Arc<Mutex<HashMap<String, Vec<Order>>>>,
+    /// The order store: every query on it is timed.
+    db: MeteredPool<sqlx::Any>,
     next_id: Arc<AtomicU64>,
     placed: Counter<OrderLabels>,
     payments: ExternalCalls,
     /// Order reads by (tenant, id), in front of the order store.
-    order_cache: Arc<MokaCache<(String, u64), String>>,
+    order_cache: Arc<MokaCache<(String, i64), String>>,
     /// Idempotency keys of order creations, when `REDIS_URL` is set.
     redis: Option<InstrumentedConnection<redis::aio::MultiplexedConnection>>,
 }
 
-/// A read of an order that is not there (not cached).
+/// A read of an order that is not there, or failed (not cached).
 #[derive(Debug)]
-struct NotFound;
+enum ReadError {
+    NotFound,
+    Database,
+}
 
 /// The service's own auth: here any valid `x-tenant-id` is accepted. It puts
 /// the resolved (validated, bounded) tenant into the request, for plimsoll
@@ -104,26 +124,40 @@ async fn list_orders(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
 ) -> Response {
-    let orders = state.orders.lock().unwrap();
-    let list: Vec<String> = orders
-        .get(tenant.as_str())
-        .map(|v| v.iter().map(order_json).collect())
-        .unwrap_or_default();
-    json(StatusCode::OK, format!("[{}]", list.join(",")))
+    let rows = sqlx::query("SELECT id, item, quantity FROM orders WHERE tenant = $1 ORDER BY id")
+        .bind(tenant.as_str())
+        .fetch_all(&state.db)
+        .await;
+    let orders: Result<Vec<Order>, _> =
+        rows.and_then(|rows| rows.iter().map(Order::from_row).collect());
+    match orders {
+        Ok(orders) => {
+            let list: Vec<String> = orders.iter().map(order_json).collect();
+            json(StatusCode::OK, format!("[{}]", list.join(",")))
+        }
+        Err(_) => unavailable(),
+    }
 }
 
 async fn get_order(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
-    Path(id): Path<u64>,
+    Path(id): Path<i64>,
 ) -> Response {
     let load = async {
-        let orders = state.orders.lock().unwrap();
-        orders
-            .get(tenant.as_str())
-            .and_then(|v| v.iter().find(|o| o.id == id))
-            .map(order_json)
-            .ok_or(NotFound)
+        let row =
+            sqlx::query("SELECT id, item, quantity FROM orders WHERE tenant = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(id)
+                .fetch_optional(&state.db)
+                .await
+                .map_err(|_| ReadError::Database)?;
+        let order = row
+            .as_ref()
+            .map(Order::from_row)
+            .transpose()
+            .map_err(|_| ReadError::Database)?;
+        order.map(|o| order_json(&o)).ok_or(ReadError::NotFound)
     };
     match state
         .order_cache
@@ -131,12 +165,22 @@ async fn get_order(
         .await
     {
         Ok(order) => json(StatusCode::OK, order),
-        Err(_) => json(StatusCode::NOT_FOUND, r#"{"error":"no such order"}"#.into()),
+        Err(e) if matches!(*e, ReadError::NotFound) => {
+            json(StatusCode::NOT_FOUND, r#"{"error":"no such order"}"#.into())
+        }
+        Err(_) => unavailable(),
     }
 }
 
+fn unavailable() -> Response {
+    json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        r#"{"error":"order store unavailable"}"#.into(),
+    )
+}
+
 /// Parses `{"item": "...", "quantity": N}` without a JSON library.
-fn parse_order(body: &str) -> Option<(String, u32)> {
+fn parse_order(body: &str) -> Option<(String, i64)> {
     let field = |name: &str| -> Option<&str> {
         let start = body.find(&format!("\"{name}\""))? + name.len() + 2;
         let rest = body[start..].trim_start().strip_prefix(':')?.trim_start();
@@ -179,13 +223,13 @@ async fn create_order(
             r#"{"error":"want {\"item\":..,\"quantity\":..}"}"#.into(),
         );
     };
-    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = state.next_id.fetch_add(1, Ordering::Relaxed) as i64;
     // The downstream payment provider: slow now and then, failing 1 in 10.
     // Recorded under the request's tenant without passing it: the RED
     // layer runs the handler in the request's scope.
     let charged = state
         .payments
-        .time("payments", "/v1/charges", charge(id))
+        .time("payments", "/v1/charges", charge(id as u64))
         .await;
     if charged.is_err() {
         return json(
@@ -199,16 +243,21 @@ async fn create_order(
         .find(|i| *i == item)
         .unwrap_or("other");
     state.placed.inc(&tenant, &OrderLabels { item: label });
-    let order = Order { id, item, quantity };
-    let body = order_json(&order);
-    state
-        .orders
-        .lock()
-        .unwrap()
-        .entry(tenant.as_str().to_string())
-        .or_default()
-        .push(order);
-    json(StatusCode::CREATED, body)
+    let stored =
+        sqlx::query("INSERT INTO orders (id, tenant, item, quantity) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(tenant.as_str())
+            .bind(item.as_str())
+            .bind(quantity)
+            .execute(&state.db)
+            .await;
+    if stored.is_err() {
+        return unavailable();
+    }
+    json(
+        StatusCode::CREATED,
+        order_json(&Order { id, item, quantity }),
+    )
 }
 
 /// Simulated payment call.
@@ -226,12 +275,47 @@ fn json(status: StatusCode, body: String) -> Response {
     (status, [("content-type", "application/json")], body).into_response()
 }
 
-/// Builds the app (with Redis for idempotency keys when given a
-/// connection); the tests build the same one.
-pub(crate) fn app_with(
+/// Opens the order store at `url` (SQLite or PostgreSQL), metered, and
+/// creates its table.
+pub(crate) async fn open_orders(
     telemetry: &Telemetry,
+    url: &str,
+) -> Result<MeteredPool<sqlx::Any>, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    // Each in-memory SQLite connection is a database of its own: one.
+    let connections = if url.starts_with("sqlite::memory:") {
+        1
+    } else {
+        10
+    };
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(connections)
+        .connect(url)
+        .await?;
+    let metrics = SqlxMetrics::builder(telemetry)
+        .slow_query(Duration::from_millis(250))
+        .queries_per_request_warning(10)
+        .build()
+        .expect("sqlx metrics register");
+    let db = metrics.instrument(pool, "orders");
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS orders (id BIGINT PRIMARY KEY, tenant TEXT NOT NULL, item TEXT NOT NULL, quantity BIGINT NOT NULL)",
+    )
+    .execute(&db)
+    .await?;
+    Ok(db)
+}
+
+/// Builds the app on an order store (with Redis for idempotency keys when
+/// given a connection); the tests build the same one.
+pub(crate) async fn app_with(
+    telemetry: &Telemetry,
+    db: MeteredPool<sqlx::Any>,
     redis: Option<redis::aio::MultiplexedConnection>,
-) -> Router {
+) -> Result<Router, sqlx::Error> {
+    let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM orders")
+        .fetch_one(&db)
+        .await?;
     let redis = redis.map(|conn| {
         RedisMetrics::new(telemetry)
             .expect("redis metrics register")
@@ -240,8 +324,8 @@ pub(crate) fn app_with(
     let state = AppState {
         redis,
         telemetry: telemetry.clone(),
-        orders: Arc::default(),
-        next_id: Arc::new(AtomicU64::new(1)),
+        db,
+        next_id: Arc::new(AtomicU64::new(last as u64 + 1)),
         placed: telemetry
             .counter("orders_placed", "Orders placed, by item.")
             .expect("orders_placed registers"),
@@ -271,8 +355,9 @@ pub(crate) fn app_with(
     if std::env::var("PLIMSOLL_RED").as_deref() != Ok("off") {
         app = app.layer(red);
     }
-    app.layer(middleware::from_fn_with_state(state.clone(), auth))
-        .with_state(state)
+    Ok(app
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state))
 }
 
 #[tokio::main]
@@ -294,13 +379,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         Err(_) => None,
     };
+    let database = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE.to_string());
+    let db = open_orders(&telemetry, &database).await?;
+    let app = app_with(&telemetry, db, redis).await?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let local = listener.local_addr()?;
     println!("orders-api listening on http://{local}");
     println!("  API:     http://{local}/api/v1/orders   (send x-tenant-id: acme)");
     println!("  metrics: http://{local}/metrics");
     println!("  health:  http://{local}/health");
-    axum::serve(listener, app_with(&telemetry, redis))
+    println!(
+        "  orders:  {}",
+        if database.starts_with("sqlite") {
+            "SQLite (set DATABASE_URL for PostgreSQL)"
+        } else {
+            "DATABASE_URL"
+        }
+    );
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -30,7 +30,11 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(axum::serve(listener, example::app_with(&t, None)).into_future());
+    let db = example::open_orders(&t, example::DEFAULT_DATABASE)
+        .await
+        .unwrap();
+    let app = example::app_with(&t, db, None).await.unwrap();
+    let server = tokio::spawn(axum::serve(listener, app).into_future());
 
     let body = r#"{"item":"tea","quantity":2}"#;
     let created = request(
@@ -72,6 +76,17 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
     ] {
         assert!(text.contains(line), "{line}\n{text}");
     }
+    // The order store's queries, under the request's tenant, and the
+    // queries each request ran.
+    for line in [
+        r#"db_query_duration_seconds_count{tenant_id="acme",operation="insert",table="orders",database="orders",status="ok",environment="test"} 1"#,
+        r#"db_query_duration_seconds_count{tenant_id="acme",operation="select",table="orders",database="orders",status="ok",environment="test"} 2"#,
+        r#"db_queries_per_request_count{tenant_id="acme",route="/api/v1/orders/{id}",environment="test"} 2"#,
+        r#"db_queries_per_request_sum{tenant_id="acme",route="/api/v1/orders/{id}",environment="test"} 1"#,
+        r#"db_connection_pool_size{tenant_id="__system__",state="max",database="orders",environment="test"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
     if support::have_promtool() {
         support::promtool_check(text).unwrap();
     }
@@ -91,6 +106,44 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
 }
 
 #[tokio::test]
+async fn with_a_database_url_the_orders_live_in_postgres() {
+    let Some(pg) = support::postgres_server() else {
+        return;
+    };
+    let t = Telemetry::builder().build().unwrap();
+    let db = example::open_orders(&t, &pg.url()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = example::app_with(&t, db.clone(), None).await.unwrap();
+    let server = tokio::spawn(axum::serve(listener, app).into_future());
+    let body = r#"{"item":"cake","quantity":3}"#;
+    let created = request(
+        addr,
+        &format!(
+            "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: globex\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let order = request(addr, &get("/api/v1/orders/1", "x-tenant-id: globex\r\n")).await;
+    assert!(order.contains(r#""item":"cake","quantity":3"#), "{order}");
+    let stored: i64 = sqlx::query_scalar("SELECT quantity FROM orders WHERE tenant = 'globex'")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 3);
+    let text = t.encode(plimsoll::Format::Prometheus);
+    assert!(
+        text.contains(
+            r#"db_query_duration_seconds_count{tenant_id="globex",operation="insert",table="orders",database="orders",status="ok"} 1"#
+        ),
+        "{text}"
+    );
+    server.abort();
+}
+
+#[tokio::test]
 async fn with_redis_a_retried_order_is_refused_and_its_commands_are_timed() {
     let Some(redis) = support::redis_server() else {
         return;
@@ -103,8 +156,11 @@ async fn with_redis_a_retried_order_is_refused_and_its_commands_are_timed() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server =
-        tokio::spawn(axum::serve(listener, example::app_with(&t, Some(conn))).into_future());
+    let db = example::open_orders(&t, example::DEFAULT_DATABASE)
+        .await
+        .unwrap();
+    let app = example::app_with(&t, db, Some(conn)).await.unwrap();
+    let server = tokio::spawn(axum::serve(listener, app).into_future());
     let body = r#"{"item":"tea","quantity":1}"#;
     let post = format!(
         "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: acme\r\nidempotency-key: k-1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
