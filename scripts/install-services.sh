@@ -7,6 +7,9 @@ set -euo pipefail
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)   # promtool + prometheus
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# PostgreSQL: Debian keeps its tools off PATH (/usr/lib/postgresql/N/bin).
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
+command -v initdb >/dev/null 2>&1 || [ -n "$(pg_bin)" ] || need_apt+=(postgresql)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-services: apt-get install ${need_apt[*]}"
@@ -15,10 +18,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+if ! command -v initdb >/dev/null 2>&1; then
+  for tool in initdb pg_ctl postgres; do ln -sf "$(pg_bin)/$tool" /usr/local/bin/$tool; done
+fi
+
 # The reference OpenMetrics parser (prometheus_client.openmetrics.parser).
 if ! python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
   echo "install-services: pip install prometheus-client"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus-client
 fi
 
-echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), redis-server $(redis-server --version | awk '{print $3}'), python prometheus_client ok"
+echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), redis-server $(redis-server --version | awk '{print $3}'), $(initdb --version), python prometheus_client ok"

@@ -200,6 +200,57 @@ async fn unimplemented_and_invented_paths_never_become_labels() {
     server.abort();
 }
 
+/// Keeps what the request observer saw: route, tenant, queries.
+#[derive(Default)]
+struct Seen(std::sync::Mutex<Vec<(String, String, Option<u32>)>>);
+
+impl plimsoll::scope::RequestObserver for Seen {
+    fn request_ended(&self, route: &str, scope: &plimsoll::scope::Scope) {
+        self.0.lock().unwrap().push((
+            route.to_string(),
+            scope.tenant().as_str().to_string(),
+            scope.queries(),
+        ));
+    }
+}
+
+#[tokio::test]
+async fn request_observers_see_each_call_end_with_its_bounded_route() {
+    let t = quiet();
+    let seen = std::sync::Arc::new(Seen::default());
+    t.observe_requests(seen.clone());
+    let (addr, server) = start(&t).await;
+    assert_eq!(call_path(addr, orders::GET_ORDER_PATH).await, Code::Ok);
+    assert_eq!(
+        call_path(addr, "/evil.Scanner/Probe1").await,
+        Code::Unimplemented
+    );
+    // The call ends with its trailers, after the client has its answer.
+    for _ in 0..100 {
+        if seen.0.lock().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let seen = seen.0.lock().unwrap();
+    assert_eq!(
+        *seen,
+        vec![
+            (
+                orders::GET_ORDER_PATH.to_string(),
+                "__unknown__".to_string(),
+                Some(0)
+            ),
+            (
+                "/__unmatched__/__unmatched__".to_string(),
+                "__unknown__".to_string(),
+                Some(0)
+            ),
+        ]
+    );
+    server.abort();
+}
+
 #[tokio::test]
 async fn outbound_layer_times_calls_over_a_tonic_channel() {
     let server_side = quiet();

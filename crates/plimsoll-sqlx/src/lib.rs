@@ -94,9 +94,9 @@
 //!
 //! # Queries per request
 //!
-//! With the HTTP layer of `plimsoll-http` in front, every request counts
-//! the queries it runs; when it ends, `db_queries_per_request{route}`
-//! records the count, and a request that ran more than
+//! With the HTTP or gRPC layer of `plimsoll-http` in front, every request
+//! counts the queries it runs; when it ends, `db_queries_per_request{route}`
+//! records the count (a gRPC call's route is `/service/method`), and a request that ran more than
 //! [`queries_per_request_warning`](SqlxMetricsBuilder::queries_per_request_warning)
 //! queries logs a warning naming its route and tenant. Queries run in a
 //! spawned task count when the task carries the scope

@@ -29,10 +29,18 @@ impl fmt::Debug for GrpcShared {
 #[derive(Clone, Debug)]
 pub(super) struct Calls(pub(super) Arc<GrpcShared>);
 
-impl RecordOperation for Calls {
-    type Labels = Option<PathAndQuery>;
+/// What a call carries to its end: its path, and its scope when the
+/// telemetry's request observers are to see it end.
+#[derive(Debug)]
+pub(super) struct Call {
+    pub(super) path: Option<PathAndQuery>,
+    pub(super) observed: Option<Scope>,
+}
 
-    fn record(&self, done: Completed<'_, Option<PathAndQuery>>) {
+impl RecordOperation for Calls {
+    type Labels = Call;
+
+    fn record(&self, done: Completed<'_, Call>) {
         let code = match done.outcome {
             Outcome::Grpc(code) => code,
             Outcome::Cancelled => GrpcCode::Cancelled,
@@ -46,6 +54,7 @@ impl RecordOperation for Calls {
         } else {
             match done
                 .labels
+                .path
                 .as_ref()
                 .and_then(|p| p.path().strip_prefix('/'))
                 .filter(|p| p.contains('/'))
@@ -74,6 +83,10 @@ impl RecordOperation for Calls {
             done.seconds,
             done.trace,
         );
+        if let Some(scope) = &done.labels.observed {
+            let route = format!("/{service}/{method}");
+            shared.telemetry.request_ended(&route, scope);
+        }
     }
 }
 

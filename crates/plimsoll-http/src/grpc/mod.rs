@@ -48,7 +48,7 @@ mod service;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-use layer::{Calls, GrpcShared, grpc_status};
+use layer::{Call, Calls, GrpcShared, grpc_status};
 pub use layer::{GrpcMetricsBuilder, GrpcMetricsLayer};
 pub use service::GrpcMetrics;
 

@@ -28,13 +28,21 @@ where
         let shared = &self.shared;
         let tenant = shared.tenants.resolve(req.headers(), req.extensions());
         let span = crate::tenant::request_span(&shared.telemetry, req.headers(), true);
-        let scope = Scope::with_span(tenant.clone(), span);
+        let observed = shared.telemetry.observes_requests();
+        let scope = if observed {
+            Scope::counting(tenant.clone(), span)
+        } else {
+            Scope::with_span(tenant.clone(), span)
+        };
         let trace = span.and_then(|s| s.exemplar());
         let call = Operation::start_for(
             tenant,
             trace,
             Calls(shared.clone()),
-            req.uri().path_and_query().cloned(),
+            Call {
+                path: req.uri().path_and_query().cloned(),
+                observed: observed.then(|| scope.clone()),
+            },
         );
         let mut scope = Some(scope);
         let inner = scope::poll_in(&mut scope, || self.inner.call(req));
