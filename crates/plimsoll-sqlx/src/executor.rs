@@ -445,7 +445,6 @@ impl<'c, DB: Backend> Executor<'c> for &'c MeteredPool<DB> {
 
 /// A connection whose statements are timed: a pooled connection
 /// ([`MeteredPool::acquire`]) or a transaction ([`MeteredPool::begin`]).
-/// any connection ([`SqlxMetrics::connection`](crate::SqlxMetrics::connection)).
 /// Run statements on it as on the connection: `.execute(&mut *tx)` becomes
 /// `.execute(&mut tx)`. It dereferences to the connection it wraps
 /// (statements run there directly are not recorded).
