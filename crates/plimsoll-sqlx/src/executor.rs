@@ -227,6 +227,25 @@ where
     }))
 }
 
+/// Runs one statement that ends in one result, timed as one query.
+fn once<'e, DB: Backend, T: Send + 'e>(
+    db: &'e Db,
+    table: Option<&Arc<str>>,
+    source: Source<'e, DB>,
+    parts: Parts<DB>,
+    run: fn(&mut DB::Connection, Parts<DB>) -> BoxFuture<'_, Result<T, Error>>,
+) -> BoxFuture<'e, Result<T, Error>> {
+    let op = db.start(&parts.sql, table);
+    Box::pin(async move {
+        let result = match source.get(db).await {
+            Ok(mut conn) => run(conn.get(), parts).await,
+            Err(error) => Err(error),
+        };
+        op.finish(outcome(&result));
+        result
+    })
+}
+
 fn fetch_optional<'e, 'q: 'e, DB, E>(
     db: &'e Db,
     table: Option<&Arc<str>>,
@@ -237,18 +256,13 @@ where
     DB: Backend,
     E: 'q + Execute<'q, DB>,
 {
-    let parts = Parts::<DB>::of(query);
-    let op = db.start(&parts.sql, table);
-    Box::pin(async move {
-        let result = match source.get(db).await {
-            Ok(mut conn) => DB::fetch_optional(conn.get(), parts).await,
-            Err(error) => Err(error),
-        };
-        op.finish(outcome(&result));
-        result
+    once(db, table, source, Parts::of(query), |conn, parts| {
+        DB::fetch_optional(conn, parts)
     })
 }
 
+/// `fetch_one` of its own, not the default over `fetch_optional`: the
+/// missing row is `row_not_found`, not `ok`.
 fn fetch_one<'e, 'q: 'e, DB, E>(
     db: &'e Db,
     table: Option<&Arc<str>>,
@@ -259,15 +273,8 @@ where
     DB: Backend,
     E: 'q + Execute<'q, DB>,
 {
-    let parts = Parts::<DB>::of(query);
-    let op = db.start(&parts.sql, table);
-    Box::pin(async move {
-        let result = match source.get(db).await {
-            Ok(mut conn) => DB::fetch_one(conn.get(), parts).await,
-            Err(error) => Err(error),
-        };
-        op.finish(outcome(&result));
-        result
+    once(db, table, source, Parts::of(query), |conn, parts| {
+        DB::fetch_one(conn, parts)
     })
 }
 
