@@ -227,13 +227,17 @@ where
     }))
 }
 
+/// How a statement with one result runs on a connection.
+type RunOnce<DB, T> =
+    for<'a> fn(&'a mut <DB as Database>::Connection, Parts<DB>) -> BoxFuture<'a, Result<T, Error>>;
+
 /// Runs one statement that ends in one result, timed as one query.
 fn once<'e, DB: Backend, T: Send + 'e>(
     db: &'e Db,
     table: Option<&Arc<str>>,
     source: Source<'e, DB>,
     parts: Parts<DB>,
-    run: fn(&mut DB::Connection, Parts<DB>) -> BoxFuture<'_, Result<T, Error>>,
+    run: RunOnce<DB, T>,
 ) -> BoxFuture<'e, Result<T, Error>> {
     let op = db.start(&parts.sql, table);
     Box::pin(async move {
