@@ -1,0 +1,331 @@
+//! The breaker as a tower layer: which results are failures, the typed
+//! error of a shed call, and the optional 503 answer for HTTP servers.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use plimsoll_core::Tenant;
+use plimsoll_core::classify::{GrpcCode, GrpcFailures, Outcome};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{BreakerOpen, CircuitBreaker, Core, Permit};
+
+/// Decides which results of the inner service are failures.
+pub trait ClassifyFailure<Res, E>: Clone + Send + Sync + 'static {
+    /// Whether `result` is a failure of the dependency.
+    fn is_failure(&self, result: &Result<Res, E>) -> bool;
+}
+
+/// Errors are failures, every response a success (the default).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Errors;
+
+impl<Res, E> ClassifyFailure<Res, E> for Errors {
+    fn is_failure(&self, result: &Result<Res, E>) -> bool {
+        result.is_err()
+    }
+}
+
+/// HTTP: errors and 5xx responses are failures (4xx are the caller's).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HttpServerErrors;
+
+impl<B, E> ClassifyFailure<http::Response<B>, E> for HttpServerErrors {
+    fn is_failure(&self, result: &Result<http::Response<B>, E>) -> bool {
+        match result {
+            Ok(response) => Outcome::Http(response.status().as_u16()).is_failure(),
+            Err(_) => true,
+        }
+    }
+}
+
+/// gRPC: errors, and responses whose `grpc-status` header (a trailers-only
+/// answer: how a call that fails at once ends) is one of the failure codes.
+/// A status that arrives in trailers after a streamed body is not seen.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GrpcServerErrors(pub GrpcFailures);
+
+impl<B, E> ClassifyFailure<http::Response<B>, E> for GrpcServerErrors {
+    fn is_failure(&self, result: &Result<http::Response<B>, E>) -> bool {
+        match result {
+            Ok(response) => match response.headers().get("grpc-status") {
+                Some(code) => self.0.is_failure(GrpcCode::from_header(code.as_bytes())),
+                None => !response.status().is_success(),
+            },
+            Err(_) => true,
+        }
+    }
+}
+
+/// The error of a call through the breaker.
+#[derive(Debug)]
+pub enum BreakerError<E> {
+    /// Shed: the inner service was not called.
+    Open(BreakerOpen),
+    /// The inner service's error.
+    Inner(E),
+}
+
+impl<E: fmt::Display> fmt::Display for BreakerError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BreakerError::Open(open) => open.fmt(f),
+            BreakerError::Inner(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for BreakerError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BreakerError::Open(open) => Some(open),
+            BreakerError::Inner(e) => Some(e),
+        }
+    }
+}
+
+impl CircuitBreaker {
+    /// A tower layer calling through this breaker; errors are failures
+    /// (see [`CircuitBreakerLayer::classify`] for HTTP and gRPC).
+    pub fn layer(&self) -> CircuitBreakerLayer<Errors> {
+        CircuitBreakerLayer {
+            core: self.core.clone(),
+            classify: Errors,
+        }
+    }
+}
+
+/// The tower layer of a [`CircuitBreaker`].
+#[derive(Clone, Debug)]
+pub struct CircuitBreakerLayer<C> {
+    core: Arc<Core>,
+    classify: C,
+}
+
+impl<C> CircuitBreakerLayer<C> {
+    /// Decides failures with `classify` ([`HttpServerErrors`],
+    /// [`GrpcServerErrors`], or your own).
+    pub fn classify<C2>(self, classify: C2) -> CircuitBreakerLayer<C2> {
+        CircuitBreakerLayer {
+            core: self.core,
+            classify,
+        }
+    }
+
+    /// For an HTTP server: a shed request is answered `503 Service
+    /// Unavailable` with `Retry-After` (whole seconds, rounded up, at
+    /// least 1) instead of an error.
+    pub fn answer_503(self) -> Answer503Layer<C> {
+        Answer503Layer { inner: self }
+    }
+}
+
+impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
+    type Service = CircuitBreakerService<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreakerService {
+            inner,
+            core: self.core.clone(),
+            classify: self.classify.clone(),
+        }
+    }
+}
+
+/// A service behind a circuit breaker.
+#[derive(Clone, Debug)]
+pub struct CircuitBreakerService<S, C> {
+    inner: S,
+    core: Arc<Core>,
+    classify: C,
+}
+
+impl<S, C, Req> Service<Req> for CircuitBreakerService<S, C>
+where
+    S: Service<Req>,
+    C: ClassifyFailure<S::Response, S::Error>,
+{
+    type Response = S::Response;
+    type Error = BreakerError<S::Error>;
+    type Future = ResponseFuture<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(BreakerError::Inner)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let tenant = plimsoll_core::scope::current_tenant();
+        match self.core.acquire(&tenant) {
+            Ok(permit) => ResponseFuture {
+                state: State::Called {
+                    inner: self.inner.call(req),
+                    call: Some(Call {
+                        core: self.core.clone(),
+                        permit: Some(permit),
+                        tenant,
+                        start: tokio::time::Instant::now(),
+                        classify: self.classify.clone(),
+                    }),
+                },
+            },
+            Err(open) => ResponseFuture {
+                state: State::Shed { open: Some(open) },
+            },
+        }
+    }
+}
+
+/// A call in flight: records its outcome once, or frees its probe slot
+/// when dropped first.
+struct Call<C> {
+    core: Arc<Core>,
+    permit: Option<Permit>,
+    tenant: Tenant,
+    start: tokio::time::Instant,
+    classify: C,
+}
+
+impl<C> Drop for Call<C> {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.core.release(permit);
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`CircuitBreakerService`].
+    pub struct ResponseFuture<F, C> {
+        #[pin]
+        state: State<F, C>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, C> {
+        Called { #[pin] inner: F, call: Option<Call<C>> },
+        Shed { open: Option<BreakerOpen> },
+    }
+}
+
+impl<F, C> fmt::Debug for ResponseFuture<F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, C, Res, E> Future for ResponseFuture<F, C>
+where
+    F: Future<Output = Result<Res, E>>,
+    C: ClassifyFailure<Res, E>,
+{
+    type Output = Result<Res, BreakerError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Called { inner, call } => {
+                let result = std::task::ready!(inner.poll(cx));
+                if let Some(mut call) = call.take()
+                    && let Some(permit) = call.permit.take()
+                {
+                    let failure = call.classify.is_failure(&result);
+                    call.core
+                        .record(permit, failure, call.start.elapsed(), &call.tenant);
+                }
+                Poll::Ready(result.map_err(BreakerError::Inner))
+            }
+            StateProj::Shed { open } => Poll::Ready(Err(BreakerError::Open(
+                open.take().expect("polled after completion"),
+            ))),
+        }
+    }
+}
+
+/// `Retry-After` for a wait: whole seconds, rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+/// A [`CircuitBreakerLayer`] that answers shed HTTP requests with 503.
+#[derive(Clone, Debug)]
+pub struct Answer503Layer<C> {
+    inner: CircuitBreakerLayer<C>,
+}
+
+impl<S, C: Clone> Layer<S> for Answer503Layer<C> {
+    type Service = Answer503<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Answer503 {
+            inner: self.inner.layer(inner),
+        }
+    }
+}
+
+/// An HTTP service behind a breaker whose shed requests get a 503.
+#[derive(Clone, Debug)]
+pub struct Answer503<S, C> {
+    inner: CircuitBreakerService<S, C>,
+}
+
+impl<S, C, ReqB, ResB> Service<http::Request<ReqB>> for Answer503<S, C>
+where
+    S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+    C: ClassifyFailure<http::Response<ResB>, S::Error>,
+    ResB: Default,
+{
+    type Response = http::Response<ResB>;
+    type Error = S::Error;
+    type Future = Answer503Future<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
+        Answer503Future {
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`Answer503`].
+    pub struct Answer503Future<F, C> {
+        #[pin]
+        inner: ResponseFuture<F, C>,
+    }
+}
+
+impl<F, C, ResB, E> Future for Answer503Future<F, C>
+where
+    F: Future<Output = Result<http::Response<ResB>, E>>,
+    C: ClassifyFailure<http::Response<ResB>, E>,
+    ResB: Default,
+{
+    type Output = Result<http::Response<ResB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match std::task::ready!(self.project().inner.poll(cx)) {
+            Ok(response) => Poll::Ready(Ok(response)),
+            Err(BreakerError::Inner(e)) => Poll::Ready(Err(e)),
+            Err(BreakerError::Open(open)) => {
+                let mut response = http::Response::new(ResB::default());
+                *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                response.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from(retry_after_secs(open.retry_in)),
+                );
+                Poll::Ready(Ok(response))
+            }
+        }
+    }
+}

@@ -1,0 +1,576 @@
+//! The circuit breaker: its settings, its state machine, and the handle
+//! that reads and forces its state.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{
+    AtomicU8, AtomicU32, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+};
+use std::time::Duration;
+
+use plimsoll_core::Tenant;
+
+use crate::metrics::ResilienceMetrics;
+
+pub(crate) mod layer;
+mod window;
+
+use window::{CountWindow, Mark, TimeWindow, Window};
+
+/// A breaker's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum BreakerState {
+    /// Calls pass; their outcomes are judged.
+    Closed = 0,
+    /// Calls are shed until the open time passes.
+    Open = 1,
+    /// A bounded number of probe calls pass; their outcomes decide.
+    HalfOpen = 2,
+}
+
+impl BreakerState {
+    /// The label value: `closed`, `open`, `half_open`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+
+    /// The gauge value: 0, 1, 2.
+    pub const fn value(self) -> f64 {
+        self as u8 as f64
+    }
+
+    pub(crate) const fn from_u8(v: u8) -> Self {
+        match v {
+            1 => BreakerState::Open,
+            2 => BreakerState::HalfOpen,
+            _ => BreakerState::Closed,
+        }
+    }
+}
+
+impl fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The window a closed breaker judges calls over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlidingWindow {
+    /// The last `n` calls.
+    Count(u32),
+    /// The calls of the last period of time.
+    Time(Duration),
+}
+
+/// An invalid breaker setting; the message names the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BreakerBuildError {
+    /// A rate outside (0, 1].
+    #[error("{field}: must be a rate in (0, 1], got {value}")]
+    InvalidRate {
+        /// The setting.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A count or duration that is zero.
+    #[error("{field}: must be greater than zero")]
+    Zero {
+        /// The setting.
+        field: &'static str,
+    },
+    /// A growth factor below 1, or a cap below the open time.
+    #[error("{field}: {reason}")]
+    InvalidBackoff {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The families could not be registered.
+    #[error(transparent)]
+    Register(#[from] plimsoll_core::RegisterError),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) window: SlidingWindow,
+    pub(crate) failure_rate: f64,
+    pub(crate) minimum_calls: u32,
+    pub(crate) consecutive_failures: Option<u32>,
+    pub(crate) slow_call: Option<(Duration, f64)>,
+    pub(crate) open_for: Duration,
+    pub(crate) backoff: Option<(f64, Duration)>,
+    pub(crate) probes: u32,
+    pub(crate) close_after: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            window: SlidingWindow::Count(100),
+            failure_rate: 0.5,
+            minimum_calls: 20,
+            consecutive_failures: None,
+            slow_call: None,
+            open_for: Duration::from_secs(30),
+            backoff: None,
+            probes: 1,
+            close_after: 3,
+        }
+    }
+}
+
+/// Builds a [`CircuitBreaker`]; get one from
+/// [`ResilienceMetrics::breaker`](crate::ResilienceMetrics::breaker).
+#[derive(Debug)]
+pub struct BreakerBuilder {
+    metrics: ResilienceMetrics,
+    service: String,
+    config: Config,
+}
+
+impl BreakerBuilder {
+    pub(crate) fn new(metrics: ResilienceMetrics, service: String) -> Self {
+        Self {
+            metrics,
+            service,
+            config: Config::default(),
+        }
+    }
+
+    /// The window closed-state calls are judged over (default the last 100 calls).
+    pub fn sliding_window(mut self, window: SlidingWindow) -> Self {
+        self.config.window = window;
+        self
+    }
+
+    /// Opens when at least this share of the window's calls failed (default 0.5).
+    pub fn failure_rate(mut self, rate: f64) -> Self {
+        self.config.failure_rate = rate;
+        self
+    }
+
+    /// Judges no rate before the window holds this many calls (default 20).
+    pub fn minimum_calls(mut self, calls: u32) -> Self {
+        self.config.minimum_calls = calls;
+        self
+    }
+
+    /// Also opens after this many failures in a row, whatever the rate.
+    pub fn consecutive_failures(mut self, failures: u32) -> Self {
+        self.config.consecutive_failures = Some(failures);
+        self
+    }
+
+    /// Counts a successful call that took at least `threshold` as slow, and
+    /// opens when at least `rate` of the window's calls were slow.
+    pub fn slow_calls(mut self, threshold: Duration, rate: f64) -> Self {
+        self.config.slow_call = Some((threshold, rate));
+        self
+    }
+
+    /// How long it stays open before probing (default 30 s).
+    pub fn open_for(mut self, duration: Duration) -> Self {
+        self.config.open_for = duration;
+        self
+    }
+
+    /// Each opening that follows a failed probe stays open `factor` times
+    /// longer than the one before, up to `max`; a close resets it.
+    pub fn open_backoff(mut self, factor: f64, max: Duration) -> Self {
+        self.config.backoff = Some((factor, max));
+        self
+    }
+
+    /// Probe calls admitted at once while half-open (default 1).
+    pub fn half_open_probes(mut self, probes: u32) -> Self {
+        self.config.probes = probes;
+        self
+    }
+
+    /// Successful probes that close it (default 3).
+    pub fn close_after(mut self, successes: u32) -> Self {
+        self.config.close_after = successes;
+        self
+    }
+
+    /// Checks the settings and registers the breaker (its state is read at
+    /// every scrape while a handle to it lives).
+    pub fn build(self) -> Result<CircuitBreaker, BreakerBuildError> {
+        let c = &self.config;
+        let rate = |field, value: f64| {
+            if value > 0.0 && value <= 1.0 {
+                Ok(())
+            } else {
+                Err(BreakerBuildError::InvalidRate { field, value })
+            }
+        };
+        rate("failure_rate", c.failure_rate)?;
+        if let Some((threshold, slow_rate)) = c.slow_call {
+            rate("slow_calls.rate", slow_rate)?;
+            if threshold.is_zero() {
+                return Err(BreakerBuildError::Zero {
+                    field: "slow_calls.threshold",
+                });
+            }
+        }
+        let zero = |field, is_zero: bool| {
+            if is_zero {
+                Err(BreakerBuildError::Zero { field })
+            } else {
+                Ok(())
+            }
+        };
+        zero("minimum_calls", c.minimum_calls == 0)?;
+        zero("consecutive_failures", c.consecutive_failures == Some(0))?;
+        zero("open_for", c.open_for.is_zero())?;
+        zero("half_open_probes", c.probes == 0)?;
+        zero("close_after", c.close_after == 0)?;
+        match c.window {
+            SlidingWindow::Count(n) => zero("sliding_window", n == 0)?,
+            SlidingWindow::Time(d) => zero("sliding_window", d.is_zero())?,
+        }
+        if let Some((factor, max)) = c.backoff {
+            if !(factor >= 1.0 && factor.is_finite()) {
+                return Err(BreakerBuildError::InvalidBackoff {
+                    field: "open_backoff.factor",
+                    reason: "must be a finite number of at least 1",
+                });
+            }
+            if max < c.open_for {
+                return Err(BreakerBuildError::InvalidBackoff {
+                    field: "open_backoff.max",
+                    reason: "must be at least open_for",
+                });
+            }
+        }
+        let window = match c.window {
+            SlidingWindow::Count(n) => Window::Count(CountWindow::new(n)),
+            SlidingWindow::Time(d) => Window::Time(Box::new(TimeWindow::new(d))),
+        };
+        let service = self.metrics.service(&self.service);
+        let core = Arc::new(Core {
+            config: self.config,
+            service: service.clone(),
+            state: AtomicU8::new(BreakerState::Closed as u8),
+            forced: AtomicU8::new(FORCED_NONE),
+            open_until: AtomicU64::new(0),
+            openings: AtomicU32::new(0),
+            consecutive: AtomicU32::new(0),
+            probes: AtomicU32::new(0),
+            probe_successes: AtomicU32::new(0),
+            window,
+            start: tokio::time::Instant::now(),
+            metrics: self.metrics.clone(),
+        });
+        self.metrics.watch_breaker(service, Arc::downgrade(&core));
+        Ok(CircuitBreaker { core })
+    }
+}
+
+const FORCED_NONE: u8 = 0;
+const FORCED_OPEN: u8 = 1;
+const FORCED_CLOSED: u8 = 2;
+
+pub(crate) struct Core {
+    config: Config,
+    pub(crate) service: Arc<str>,
+    state: AtomicU8,
+    forced: AtomicU8,
+    /// Nanoseconds since `start` when an open breaker may probe.
+    open_until: AtomicU64,
+    /// Openings since it was last closed (for the backoff).
+    openings: AtomicU32,
+    consecutive: AtomicU32,
+    /// Probes in flight while half-open.
+    probes: AtomicU32,
+    probe_successes: AtomicU32,
+    window: Window,
+    start: tokio::time::Instant,
+    metrics: ResilienceMetrics,
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("service", &self.service)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a call was not made: the breaker is open (or full of probes).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("circuit breaker for {service} is {state}: retry in {retry_in:?}")]
+pub struct BreakerOpen {
+    /// The dependency.
+    pub service: Arc<str>,
+    /// Its state (`Open`, or `HalfOpen` with every probe slot taken).
+    pub state: BreakerState,
+    /// When it will admit a probe (zero: as soon as a probe slot frees).
+    pub retry_in: Duration,
+}
+
+/// Admission to make one call.
+#[derive(Debug)]
+pub(crate) enum Permit {
+    /// A call while closed (or forced closed).
+    Closed,
+    /// A probe while half-open: holds a probe slot until it ends.
+    Probe,
+}
+
+impl Core {
+    pub(crate) fn state(&self) -> BreakerState {
+        BreakerState::from_u8(self.state.load(Acquire))
+    }
+
+    fn now_nanos(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Moves `from` → `to` if the state is still `from`; records it.
+    fn transition(&self, from: BreakerState, to: BreakerState) -> bool {
+        let moved = self
+            .state
+            .compare_exchange(from as u8, to as u8, AcqRel, Acquire)
+            .is_ok();
+        if moved {
+            self.metrics.transition(&self.service, from, to);
+        }
+        moved
+    }
+
+    fn open(&self, from: BreakerState) {
+        let openings = self.openings.fetch_add(1, Relaxed);
+        let mut wait = self.config.open_for;
+        if let Some((factor, max)) = self.config.backoff {
+            let grown =
+                wait.as_secs_f64() * factor.powi(i32::try_from(openings).unwrap_or(i32::MAX));
+            wait = Duration::try_from_secs_f64(grown).unwrap_or(max).min(max);
+        }
+        let until = self
+            .now_nanos()
+            .saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
+        self.open_until.store(until, Relaxed);
+        self.transition(from, BreakerState::Open);
+    }
+
+    fn rejected(&self, state: BreakerState, retry_in: Duration, tenant: &Tenant) -> BreakerOpen {
+        self.metrics.call(tenant, &self.service, "rejected");
+        BreakerOpen {
+            service: self.service.clone(),
+            state,
+            retry_in,
+        }
+    }
+
+    /// Admits a call, or sheds it.
+    pub(crate) fn acquire(&self, tenant: &Tenant) -> Result<Permit, BreakerOpen> {
+        match self.forced.load(Relaxed) {
+            FORCED_NONE => {}
+            FORCED_OPEN => {
+                return Err(self.rejected(BreakerState::Open, self.config.open_for, tenant));
+            }
+            _ => return Ok(Permit::Closed),
+        }
+        loop {
+            match self.state() {
+                BreakerState::Closed => return Ok(Permit::Closed),
+                BreakerState::Open => {
+                    let now = self.now_nanos();
+                    let until = self.open_until.load(Relaxed);
+                    if now < until {
+                        let retry_in = Duration::from_nanos(until - now);
+                        return Err(self.rejected(BreakerState::Open, retry_in, tenant));
+                    }
+                    if self.transition(BreakerState::Open, BreakerState::HalfOpen) {
+                        self.probe_successes.store(0, Relaxed);
+                    }
+                    // Half-open now (by this call or another): take a probe slot.
+                }
+                BreakerState::HalfOpen => {
+                    let taken = self.probes.fetch_add(1, AcqRel);
+                    if taken < self.config.probes {
+                        return Ok(Permit::Probe);
+                    }
+                    self.probes.fetch_sub(1, AcqRel);
+                    return Err(self.rejected(BreakerState::HalfOpen, Duration::ZERO, tenant));
+                }
+            }
+        }
+    }
+
+    /// A call admitted with `permit` ended after `elapsed`, failed or not.
+    pub(crate) fn record(&self, permit: Permit, failure: bool, elapsed: Duration, tenant: &Tenant) {
+        let slow = !failure
+            && self
+                .config
+                .slow_call
+                .is_some_and(|(threshold, _)| elapsed >= threshold);
+        let outcome = match (failure, slow) {
+            (true, _) => "failure",
+            (false, true) => "slow",
+            (false, false) => "success",
+        };
+        self.metrics.call(tenant, &self.service, outcome);
+        match permit {
+            Permit::Closed => {
+                if self.forced.load(Relaxed) != FORCED_NONE {
+                    return;
+                }
+                let now = self.now_nanos();
+                self.window.record(now, Mark { failure, slow });
+                let consecutive = if failure {
+                    self.consecutive.fetch_add(1, Relaxed) + 1
+                } else {
+                    self.consecutive.store(0, Relaxed);
+                    0
+                };
+                if self.state() == BreakerState::Closed && self.should_open(now, consecutive) {
+                    self.open(BreakerState::Closed);
+                }
+            }
+            Permit::Probe => {
+                self.probes.fetch_sub(1, AcqRel);
+                if self.state() != BreakerState::HalfOpen {
+                    return;
+                }
+                if failure {
+                    self.open(BreakerState::HalfOpen);
+                } else if self.probe_successes.fetch_add(1, AcqRel) + 1 >= self.config.close_after
+                    && self.transition(BreakerState::HalfOpen, BreakerState::Closed)
+                {
+                    self.closed_afresh();
+                }
+            }
+        }
+    }
+
+    /// A probe ended with no outcome (dropped): its slot frees.
+    pub(crate) fn release(&self, permit: Permit) {
+        if let Permit::Probe = permit {
+            self.probes.fetch_sub(1, AcqRel);
+        }
+    }
+
+    fn closed_afresh(&self) {
+        self.window.reset();
+        self.consecutive.store(0, Relaxed);
+        self.openings.store(0, Relaxed);
+    }
+
+    fn should_open(&self, now: u64, consecutive: u32) -> bool {
+        let c = &self.config;
+        if c.consecutive_failures.is_some_and(|n| consecutive >= n) {
+            return true;
+        }
+        let totals = self.window.totals(now);
+        if totals.calls < c.minimum_calls || totals.calls == 0 {
+            return false;
+        }
+        let calls = f64::from(totals.calls);
+        f64::from(totals.failures) / calls >= c.failure_rate
+            || c.slow_call
+                .is_some_and(|(_, rate)| f64::from(totals.slow) / calls >= rate)
+    }
+}
+
+/// A circuit breaker: a cloneable handle to read its state and force it,
+/// and the source of its tower layer ([`layer`](CircuitBreaker::layer)).
+#[derive(Clone, Debug)]
+pub struct CircuitBreaker {
+    pub(crate) core: Arc<Core>,
+}
+
+impl CircuitBreaker {
+    /// The dependency it guards.
+    pub fn service(&self) -> &str {
+        &self.core.service
+    }
+
+    /// Its state now. An open breaker whose open time has passed reads
+    /// `Open` until the next call probes.
+    pub fn state(&self) -> BreakerState {
+        self.core.state()
+    }
+
+    /// Forces it open: every call is shed until [`release`](CircuitBreaker::release).
+    pub fn force_open(&self) {
+        self.core.forced.store(FORCED_OPEN, Relaxed);
+        let state = self.core.state();
+        if state != BreakerState::Open {
+            self.core.open(state);
+        }
+    }
+
+    /// Forces it closed: every call passes, outcomes are not judged, until
+    /// [`release`](CircuitBreaker::release).
+    pub fn force_closed(&self) {
+        self.core.forced.store(FORCED_CLOSED, Relaxed);
+        let state = self.core.state();
+        if state != BreakerState::Closed && self.core.transition(state, BreakerState::Closed) {
+            self.core.closed_afresh();
+        }
+    }
+
+    /// Ends a forced state: the breaker judges calls again, from closed.
+    pub fn release(&self) {
+        self.core.forced.store(FORCED_NONE, Relaxed);
+        let state = self.core.state();
+        if state != BreakerState::Closed && self.core.transition(state, BreakerState::Closed) {
+            self.core.closed_afresh();
+        }
+    }
+
+    /// Asks to make a call now: `Err` says why not. For a call the layer
+    /// does not make (a hand-written client): then report how it went with
+    /// [`CallPermit::done`].
+    pub fn try_call(&self) -> Result<CallPermit, BreakerOpen> {
+        let tenant = plimsoll_core::scope::current_tenant();
+        let permit = self.core.acquire(&tenant)?;
+        Ok(CallPermit {
+            core: self.core.clone(),
+            permit: Some(permit),
+            tenant,
+            start: tokio::time::Instant::now(),
+        })
+    }
+}
+
+/// Leave to make one call through a [`CircuitBreaker`]. Dropped without
+/// [`done`](CallPermit::done), the call counts for nothing (a probe's slot frees).
+#[derive(Debug)]
+#[must_use = "report the call with `done`"]
+pub struct CallPermit {
+    core: Arc<Core>,
+    permit: Option<Permit>,
+    tenant: Tenant,
+    start: tokio::time::Instant,
+}
+
+impl CallPermit {
+    /// The call ended: failed or not.
+    pub fn done(mut self, failure: bool) {
+        if let Some(permit) = self.permit.take() {
+            self.core
+                .record(permit, failure, self.start.elapsed(), &self.tenant);
+        }
+    }
+}
+
+impl Drop for CallPermit {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.core.release(permit);
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Resilience with visible state for plimsoll: a circuit-breaker layer, a
+//! per-tenant rate limiter, and the same series for breakers and limiters
+//! a service already has.
+
+pub mod families;
+
+mod breaker;
+mod metrics;
+
+pub use breaker::layer::{
+    Answer503, Answer503Future, Answer503Layer, BreakerError, CircuitBreakerLayer,
+    CircuitBreakerService, ClassifyFailure, Errors, GrpcServerErrors, HttpServerErrors,
+    ResponseFuture, retry_after_secs,
+};
+pub use breaker::{
+    BreakerBuildError, BreakerBuilder, BreakerOpen, BreakerState, CallPermit, CircuitBreaker,
+    SlidingWindow,
+};
+pub use metrics::{BreakerReport, CallOutcome, LimiterReport, ResilienceMetrics};

@@ -1,0 +1,353 @@
+//! The circuit breaker walked through every transition on tokio's paused
+//! clock, with exact series after each step.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use plimsoll_core::testing::Scrape;
+use plimsoll_core::{Format, Telemetry};
+use plimsoll_resilience::{
+    BreakerError, BreakerState, CallOutcome, CircuitBreaker, HttpServerErrors, ResilienceMetrics,
+    SlidingWindow,
+};
+use tokio::sync::oneshot;
+use tower::{Service, ServiceExt, service_fn};
+
+type Call = Pin<Box<dyn Future<Output = Result<(), &'static str>> + Send>>;
+
+fn telemetry() -> Telemetry {
+    Telemetry::builder()
+        .with_process_metrics(false)
+        .build()
+        .unwrap()
+}
+
+/// A service whose requests say how they end; counts the calls it gets.
+fn inner(
+    calls: Arc<AtomicUsize>,
+) -> impl Service<Call, Response = (), Error = &'static str, Future = Call> + Clone {
+    service_fn(move |call: Call| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        call
+    })
+}
+
+fn ok() -> Call {
+    Box::pin(async { Ok(()) })
+}
+
+fn fail() -> Call {
+    Box::pin(async { Err("boom") })
+}
+
+/// A call that ends when told, as told.
+fn held() -> (oneshot::Sender<bool>, Call) {
+    let (tx, rx) = oneshot::channel();
+    let call: Call = Box::pin(async move {
+        if rx.await.unwrap_or(false) {
+            Ok(())
+        } else {
+            Err("boom")
+        }
+    });
+    (tx, call)
+}
+
+fn state_series(s: &Scrape) -> Vec<(String, f64)> {
+    s.samples()
+        .iter()
+        .filter(|x| x.name == "circuit_breaker_state")
+        .map(|x| (x.label("service").unwrap_or_default().to_string(), x.value))
+        .collect()
+}
+
+fn transitions(s: &Scrape, from: &str, to: &str) -> f64 {
+    s.value(
+        "circuit_breaker_transitions_total",
+        &[("service", "payments"), ("from", from), ("to", to)],
+    )
+    .unwrap_or(0.0)
+}
+
+fn calls(s: &Scrape, outcome: &str) -> f64 {
+    s.sum(
+        "circuit_breaker_calls_total",
+        &[("service", "payments"), ("outcome", outcome)],
+    )
+}
+
+fn breaker(metrics: &ResilienceMetrics) -> CircuitBreaker {
+    metrics
+        .breaker("payments")
+        .sliding_window(SlidingWindow::Count(10))
+        .failure_rate(0.5)
+        .minimum_calls(4)
+        .open_for(Duration::from_secs(10))
+        .open_backoff(2.0, Duration::from_secs(60))
+        .half_open_probes(2)
+        .close_after(2)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_transition_with_exact_series() {
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let breaker = breaker(&metrics);
+    let inner_calls = Arc::new(AtomicUsize::new(0));
+    let svc = tower::Layer::layer(&breaker.layer(), inner(inner_calls.clone()));
+
+    // Closed: judged over the window, nothing before 4 calls.
+    for call in [ok(), fail(), ok()] {
+        let _ = svc.clone().oneshot(call).await;
+    }
+    let s = t.scrape();
+    assert_eq!(state_series(&s), vec![("payments".into(), 0.0)]);
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    // The fourth call makes 2 failures in 4: open.
+    let _ = svc.clone().oneshot(fail()).await;
+    let s = t.scrape();
+    assert_eq!(state_series(&s), vec![("payments".into(), 1.0)]);
+    assert_eq!(transitions(&s, "closed", "open"), 1.0);
+    assert_eq!((calls(&s, "success"), calls(&s, "failure")), (2.0, 2.0));
+
+    // Open: shed at once, the inner service not called.
+    let before = inner_calls.load(Ordering::SeqCst);
+    let shed = svc.clone().oneshot(ok()).await;
+    let Err(BreakerError::Open(open)) = shed else {
+        panic!("shed: {shed:?}")
+    };
+    assert_eq!(open.state, BreakerState::Open);
+    assert_eq!(open.retry_in, Duration::from_secs(10));
+    assert_eq!(inner_calls.load(Ordering::SeqCst), before);
+    assert_eq!(calls(&t.scrape(), "rejected"), 1.0);
+
+    // After 10 s: half-open, two probes at once, a third shed.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let (first_tx, first) = held();
+    let (second_tx, second) = held();
+    let first = tokio::spawn(svc.clone().oneshot(first));
+    let second = tokio::spawn(svc.clone().oneshot(second));
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
+    let third = svc.clone().oneshot(ok()).await;
+    assert!(
+        matches!(&third, Err(BreakerError::Open(o)) if o.state == BreakerState::HalfOpen),
+        "{third:?}"
+    );
+    let s = t.scrape();
+    assert_eq!(state_series(&s), vec![("payments".into(), 2.0)]);
+    assert_eq!(transitions(&s, "open", "half_open"), 1.0);
+
+    // A failed probe reopens it, twice as long (backoff); the other
+    // probe's late success changes nothing.
+    first_tx.send(false).unwrap();
+    assert!(first.await.unwrap().is_err());
+    second_tx.send(true).unwrap();
+    assert!(second.await.unwrap().is_ok());
+    let s = t.scrape();
+    assert_eq!(state_series(&s), vec![("payments".into(), 1.0)]);
+    assert_eq!(transitions(&s, "half_open", "open"), 1.0);
+    let Err(BreakerError::Open(open)) = svc.clone().oneshot(ok()).await else {
+        panic!("open again")
+    };
+    assert_eq!(open.retry_in, Duration::from_secs(20));
+
+    // After 20 s: two successful probes close it.
+    tokio::time::advance(Duration::from_secs(20)).await;
+    assert!(svc.clone().oneshot(ok()).await.is_ok());
+    assert_eq!(breaker.state(), BreakerState::HalfOpen);
+    assert!(svc.clone().oneshot(ok()).await.is_ok());
+    let s = t.scrape();
+    assert_eq!(state_series(&s), vec![("payments".into(), 0.0)]);
+    assert_eq!(transitions(&s, "open", "half_open"), 2.0);
+    assert_eq!(transitions(&s, "half_open", "closed"), 1.0);
+    assert_eq!(calls(&s, "rejected"), 3.0);
+    assert_eq!(calls(&s, "success"), 5.0);
+    assert_eq!(calls(&s, "failure"), 3.0);
+    assert_eq!(s.series_count("circuit_breaker_transitions_total"), 4);
+
+    // Closed afresh: the old failures are forgotten, and the next opening
+    // waits the base 10 s again.
+    for call in [fail(), fail(), ok(), fail()] {
+        let _ = svc.clone().oneshot(call).await;
+    }
+    let Err(BreakerError::Open(open)) = svc.clone().oneshot(ok()).await else {
+        panic!("opened again")
+    };
+    assert_eq!(open.retry_in, Duration::from_secs(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn consecutive_failures_and_slow_calls_open_it() {
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let streak = metrics
+        .breaker("streak")
+        .minimum_calls(100)
+        .consecutive_failures(3)
+        .build()
+        .unwrap();
+    let svc = tower::Layer::layer(&streak.layer(), inner(Arc::default()));
+    for call in [fail(), ok(), fail(), fail()] {
+        let _ = svc.clone().oneshot(call).await;
+    }
+    assert_eq!(
+        streak.state(),
+        BreakerState::Closed,
+        "the success broke the streak"
+    );
+    let _ = svc.clone().oneshot(fail()).await;
+    assert_eq!(streak.state(), BreakerState::Open);
+
+    let slow = metrics
+        .breaker("slowpoke")
+        .sliding_window(SlidingWindow::Time(Duration::from_secs(60)))
+        .minimum_calls(2)
+        .slow_calls(Duration::from_millis(500), 0.5)
+        .build()
+        .unwrap();
+    let svc = tower::Layer::layer(&slow.layer(), inner(Arc::default()));
+    let _ = svc.clone().oneshot(ok()).await;
+    let late: Call = Box::pin(async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        Ok(())
+    });
+    assert!(svc.clone().oneshot(late).await.is_ok());
+    assert_eq!(slow.state(), BreakerState::Open, "1 slow call in 2");
+    let s = t.scrape();
+    assert_eq!(
+        s.value(
+            "circuit_breaker_calls_total",
+            &[("service", "slowpoke"), ("outcome", "slow")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn forcing_and_reporting_breakers_plimsoll_does_not_run() {
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let breaker = breaker(&metrics);
+    let inner_calls = Arc::new(AtomicUsize::new(0));
+    let svc = tower::Layer::layer(&breaker.layer(), inner(inner_calls.clone()));
+    breaker.force_open();
+    assert!(svc.clone().oneshot(ok()).await.is_err());
+    assert_eq!(inner_calls.load(Ordering::SeqCst), 0);
+    breaker.force_closed();
+    for _ in 0..10 {
+        let _ = svc.clone().oneshot(fail()).await;
+    }
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "forced closed judges nothing"
+    );
+    breaker.release();
+    assert_eq!(breaker.state(), BreakerState::Closed);
+
+    // A breaker of another crate, reported under the same series.
+    let theirs = metrics.report_breaker("search");
+    theirs.set_state(BreakerState::Open);
+    theirs.set_state(BreakerState::Open);
+    theirs.call(CallOutcome::Rejected);
+    let s = t.scrape();
+    assert_eq!(
+        state_series(&s),
+        vec![("payments".into(), 0.0), ("search".into(), 1.0)]
+    );
+    assert_eq!(
+        s.value(
+            "circuit_breaker_transitions_total",
+            &[("service", "search"), ("from", "closed"), ("to", "open")]
+        ),
+        Some(1.0)
+    );
+    // A breaker dropped leaves the scrape.
+    drop(theirs);
+    drop(svc);
+    drop(breaker);
+    assert_eq!(state_series(&t.scrape()), vec![]);
+    let text = t.encode(Format::Prometheus);
+    assert!(text.contains("circuit_breaker_calls_total"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_http_server_answers_503_with_retry_after_rounded_up() {
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let breaker = metrics
+        .breaker("api")
+        .minimum_calls(1)
+        .failure_rate(1.0)
+        .open_for(Duration::from_millis(2500))
+        .build()
+        .unwrap();
+    let svc = tower::Layer::layer(
+        &breaker.layer().classify(HttpServerErrors).answer_503(),
+        service_fn(|req: http::Request<String>| async move {
+            let status = if req.uri().path() == "/down" {
+                500
+            } else {
+                200
+            };
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .status(status)
+                    .body(String::new())
+                    .unwrap(),
+            )
+        }),
+    );
+    let get = |path: &str| http::Request::get(path).body(String::new()).unwrap();
+    let not_found = svc.clone().oneshot(get("/down")).await.unwrap();
+    assert_eq!(not_found.status(), 500);
+    let shed = svc.clone().oneshot(get("/fine")).await.unwrap();
+    assert_eq!(shed.status(), 503);
+    assert_eq!(shed.headers()["retry-after"], "3", "2.5 s rounds up");
+    tokio::time::advance(Duration::from_millis(2499)).await;
+    let shed = svc.clone().oneshot(get("/fine")).await.unwrap();
+    assert_eq!(shed.headers()["retry-after"], "1", "never 0");
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(
+        svc.clone().oneshot(get("/fine")).await.unwrap().status(),
+        200
+    );
+}
+
+#[test]
+fn bad_settings_are_build_errors_naming_the_field() {
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let err = |b: plimsoll_resilience::BreakerBuilder| b.build().unwrap_err().to_string();
+    assert_eq!(
+        err(metrics.breaker("x").failure_rate(1.5)),
+        "failure_rate: must be a rate in (0, 1], got 1.5"
+    );
+    assert_eq!(
+        err(metrics.breaker("x").half_open_probes(0)),
+        "half_open_probes: must be greater than zero"
+    );
+    assert_eq!(
+        err(metrics.breaker("x").sliding_window(SlidingWindow::Count(0))),
+        "sliding_window: must be greater than zero"
+    );
+    assert_eq!(
+        err(metrics
+            .breaker("x")
+            .open_backoff(0.5, Duration::from_secs(60))),
+        "open_backoff.factor: must be a finite number of at least 1"
+    );
+    assert_eq!(
+        err(metrics
+            .breaker("x")
+            .open_for(Duration::from_secs(30))
+            .open_backoff(2.0, Duration::from_secs(1))),
+        "open_backoff.max: must be at least open_for"
+    );
+}
