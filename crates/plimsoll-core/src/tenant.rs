@@ -175,6 +175,14 @@ impl PartialEq for Tenant {
 
 impl Eq for Tenant {}
 
+/// Hashes as its id (a tenant can key a map: a rate limiter's state).
+impl Hash for Tenant {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.label.hash(state);
+    }
+}
+
 /// Why a raw tenant id was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

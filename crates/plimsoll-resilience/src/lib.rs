@@ -5,6 +5,7 @@
 pub mod families;
 
 mod breaker;
+mod limiter;
 mod metrics;
 
 pub use breaker::layer::{
@@ -15,5 +16,9 @@ pub use breaker::layer::{
 pub use breaker::{
     BreakerBuildError, BreakerBuilder, BreakerOpen, BreakerState, CallPermit, CircuitBreaker,
     SlidingWindow,
+};
+pub use limiter::layer::{MAX_KEY_LEN, RateLimit, RateLimitFuture, RateLimitLayer, request_tenant};
+pub use limiter::{
+    Decision, LimitKey, LimiterBuildError, LimiterBuilder, Quota, RateLimiter, TokioClock,
 };
 pub use metrics::{BreakerReport, CallOutcome, LimiterReport, ResilienceMetrics};
