@@ -32,6 +32,10 @@ pub use plimsoll_cache as cache;
 #[cfg(feature = "redis")]
 pub use plimsoll_redis as redis;
 
+/// Circuit breakers and per-tenant rate limits (feature `resilience`).
+#[cfg(feature = "resilience")]
+pub use plimsoll_resilience as resilience;
+
 /// Database metrics for sqlx: queries, pools, queries per request (feature `sqlx`).
 #[cfg(feature = "sqlx")]
 pub use plimsoll_sqlx as sqlx;

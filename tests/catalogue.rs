@@ -30,6 +30,13 @@ fn docs_catalogue_tables_are_the_declarations() {
         check(&doc, "Redis", plimsoll::redis::families::ALL, naming);
         #[cfg(feature = "cache")]
         check(&doc, "cache", plimsoll::cache::families::ALL, naming);
+        #[cfg(feature = "resilience")]
+        check(
+            &doc,
+            "resilience",
+            plimsoll::resilience::families::ALL,
+            naming,
+        );
         #[cfg(feature = "sqlx")]
         check(&doc, "sqlx", plimsoll::sqlx::families::ALL, naming);
     }

@@ -35,10 +35,11 @@ pub const CIRCUIT_BREAKER_TRANSITIONS: FamilyDecl = FamilyDecl::counter(
 ]);
 
 /// `circuit_breaker_calls_total{service, outcome}`: success, failure,
-/// rejected (shed by an open breaker), slow.
+/// rejected (shed by an open breaker), slow; counted by the breaker and
+/// read at scrape time.
 pub const CIRCUIT_BREAKER_CALLS: FamilyDecl = FamilyDecl::counter(
     "circuit_breaker_calls_total",
-    "Calls through each circuit breaker, by outcome: success, failure, slow (succeeded past the slow-call threshold), rejected (shed without calling).",
+    "Calls through each circuit breaker, by outcome: success, failure, slow (succeeded past the slow-call threshold), rejected (shed without calling); read at scrape time.",
 )
 .with_labels(&[SERVICE_VIA, LabelDecl::closed("outcome")]);
 
@@ -110,10 +111,6 @@ pub struct CallLabels {
     pub outcome: &'static str,
 }
 impl_label_set!(CallLabels { service, outcome });
-label_key!(
-    /// The borrowed form of [`CallLabels`].
-    pub struct CallKey for CallLabels { service: Arc<str>, outcome: &'static str }
-);
 
 /// Labels of `rate_limit_hits_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]

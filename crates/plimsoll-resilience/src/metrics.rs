@@ -2,20 +2,60 @@
 //! the hooks that report breakers and limiters plimsoll does not run.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use plimsoll_core::{Counter, Gauge, LabelGuard, RegisterError, Telemetry, Tenant};
 
 use crate::breaker::{BreakerBuilder, BreakerState, Core};
 use crate::families::{
-    self, CallKey, CallLabels, HitKey, HitLabels, QuotaKey, QuotaLabels, ServiceLabels,
-    TransitionKey, TransitionLabels,
+    self, CallLabels, HitKey, HitLabels, QuotaKey, QuotaLabels, ServiceLabels, TransitionKey,
+    TransitionLabels,
 };
 
-/// Reads a breaker's state; `None` once it is gone.
-type ReadState = Box<dyn Fn() -> Option<BreakerState> + Send + Sync>;
-type Watched = Mutex<Vec<(Arc<str>, ReadState)>>;
+/// A breaker's calls by outcome, counted where they happen and read at
+/// scrape time (no series lookup on the call path).
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    pub(crate) success: AtomicU64,
+    pub(crate) failure: AtomicU64,
+    pub(crate) slow: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+}
+
+impl Counts {
+    fn read(&self) -> [(&'static str, u64); 4] {
+        [
+            ("success", self.success.load(Ordering::Relaxed)),
+            ("failure", self.failure.load(Ordering::Relaxed)),
+            ("slow", self.slow.load(Ordering::Relaxed)),
+            ("rejected", self.rejected.load(Ordering::Relaxed)),
+        ]
+    }
+}
+
+/// What a breaker shows at a scrape: its state and its calls.
+type Reading = (BreakerState, [(&'static str, u64); 4]);
+/// Reads a breaker; `None` once it is gone.
+type ReadBreaker = Box<dyn Fn() -> Option<Reading> + Send + Sync>;
+type Watched = Mutex<Vec<(Arc<str>, ReadBreaker)>>;
+
+/// Reads every live breaker (dropping the gone ones).
+fn read_breakers(watched: &Weak<Watched>) -> Vec<(Arc<str>, Reading)> {
+    let Some(breakers) = watched.upgrade() else {
+        return Vec::new();
+    };
+    let mut breakers = breakers.lock().unwrap_or_else(|e| e.into_inner());
+    let mut readings = Vec::with_capacity(breakers.len());
+    breakers.retain(|(service, read)| match read() {
+        Some(reading) => {
+            readings.push((service.clone(), reading));
+            true
+        }
+        None => false,
+    });
+    readings
+}
 
 /// The resilience families of one [`Telemetry`]: create one, then build
 /// breakers ([`breaker`](ResilienceMetrics::breaker)) and limiters
@@ -28,7 +68,6 @@ pub struct ResilienceMetrics {
 struct Inner {
     telemetry: Telemetry,
     transitions: Counter<TransitionLabels>,
-    calls: Counter<CallLabels>,
     hits: Counter<HitLabels>,
     remaining: Gauge<QuotaLabels>,
     services: LabelGuard,
@@ -52,25 +91,25 @@ impl ResilienceMetrics {
         let breakers: Arc<Watched> = Arc::default();
         let watched = Arc::downgrade(&breakers);
         telemetry.declare_scraped(&families::CIRCUIT_BREAKER_STATE, move |out| {
-            let Some(breakers) = watched.upgrade() else {
-                return;
-            };
-            let mut breakers = breakers.lock().unwrap_or_else(|e| e.into_inner());
-            breakers.retain(|(service, read)| match read() {
-                Some(state) => {
-                    let labels = ServiceLabels {
+            for (service, (state, _)) in read_breakers(&watched) {
+                let _ = out.set(&Tenant::system(), &ServiceLabels { service }, state.value());
+            }
+        })?;
+        let watched = Arc::downgrade(&breakers);
+        telemetry.declare_scraped(&families::CIRCUIT_BREAKER_CALLS, move |out| {
+            for (service, (_, counts)) in read_breakers(&watched) {
+                for (outcome, count) in counts {
+                    let labels = CallLabels {
                         service: service.clone(),
+                        outcome,
                     };
-                    let _ = out.set(&Tenant::system(), &labels, state.value());
-                    true
+                    let _ = out.set(&Tenant::system(), &labels, count as f64);
                 }
-                None => false,
-            });
+            }
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 transitions: telemetry.declare(&families::CIRCUIT_BREAKER_TRANSITIONS)?,
-                calls: telemetry.declare(&families::CIRCUIT_BREAKER_CALLS)?,
                 hits: telemetry.declare(&families::RATE_LIMIT_HITS)?,
                 remaining: telemetry.declare(&families::API_QUOTA_REMAINING)?,
                 services: telemetry.label_guard(&families::CIRCUIT_BREAKER_STATE, "service")?,
@@ -104,7 +143,7 @@ impl ResilienceMetrics {
         self.inner.tiers.admit(name)
     }
 
-    fn watch(&self, service: Arc<str>, read: ReadState) {
+    fn watch(&self, service: Arc<str>, read: ReadBreaker) {
         self.inner
             .breakers
             .lock()
@@ -113,7 +152,13 @@ impl ResilienceMetrics {
     }
 
     pub(crate) fn watch_breaker(&self, service: Arc<str>, core: Weak<Core>) {
-        self.watch(service, Box::new(move || Some(core.upgrade()?.state())));
+        self.watch(
+            service,
+            Box::new(move || {
+                let core = core.upgrade()?;
+                Some((core.state(), core.counts.read()))
+            }),
+        );
     }
 
     pub(crate) fn transition(&self, service: &Arc<str>, from: BreakerState, to: BreakerState) {
@@ -123,10 +168,6 @@ impl ResilienceMetrics {
             to: to.as_str(),
         };
         self.inner.transitions.inc(&Tenant::system(), &key);
-    }
-
-    pub(crate) fn call(&self, tenant: &Tenant, service: &Arc<str>, outcome: &'static str) {
-        self.inner.calls.inc(tenant, &CallKey { service, outcome });
     }
 
     pub(crate) fn hit(&self, tenant: &Tenant, limit: &Arc<str>, tier: &Arc<str>) {
@@ -148,14 +189,14 @@ impl ResilienceMetrics {
     /// unchanged.
     pub fn report_breaker(&self, service: &str) -> BreakerReport {
         let service = self.service(service);
-        let state = Arc::new(AtomicU8::new(BreakerState::Closed as u8));
+        let state = Arc::new(Reported::default());
         let weak = Arc::downgrade(&state);
         self.watch(
             service.clone(),
             Box::new(move || {
-                Some(BreakerState::from_u8(
-                    weak.upgrade()?.load(Ordering::Acquire),
-                ))
+                let reported = weak.upgrade()?;
+                let state = BreakerState::from_u8(reported.state.load(Ordering::Acquire));
+                Some((state, reported.counts.read()))
             }),
         );
         BreakerReport {
@@ -182,7 +223,14 @@ impl ResilienceMetrics {
 pub struct BreakerReport {
     metrics: ResilienceMetrics,
     service: Arc<str>,
-    state: Arc<AtomicU8>,
+    state: Arc<Reported>,
+}
+
+/// The state and calls of a reported breaker.
+#[derive(Debug, Default)]
+struct Reported {
+    state: AtomicU8,
+    counts: Counts,
 }
 
 /// What a reported call did.
@@ -202,22 +250,22 @@ impl BreakerReport {
     /// The breaker is now in `state`: the gauge follows, and a change
     /// counts one transition.
     pub fn set_state(&self, state: BreakerState) {
-        let old = BreakerState::from_u8(self.state.swap(state as u8, Ordering::AcqRel));
+        let old = BreakerState::from_u8(self.state.state.swap(state as u8, Ordering::AcqRel));
         if old != state {
             self.metrics.transition(&self.service, old, state);
         }
     }
 
-    /// One call through the breaker ended so, under the current request's tenant.
+    /// One call through the breaker ended so.
     pub fn call(&self, outcome: CallOutcome) {
-        let label = match outcome {
-            CallOutcome::Success => "success",
-            CallOutcome::Failure => "failure",
-            CallOutcome::Slow => "slow",
-            CallOutcome::Rejected => "rejected",
+        let counts = &self.state.counts;
+        let counter = match outcome {
+            CallOutcome::Success => &counts.success,
+            CallOutcome::Failure => &counts.failure,
+            CallOutcome::Slow => &counts.slow,
+            CallOutcome::Rejected => &counts.rejected,
         };
-        let tenant = plimsoll_core::scope::current_tenant();
-        self.metrics.call(&tenant, &self.service, label);
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 

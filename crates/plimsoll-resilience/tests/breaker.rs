@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use plimsoll_core::Telemetry;
 use plimsoll_core::testing::Scrape;
-use plimsoll_core::{Format, Telemetry};
 use plimsoll_resilience::{
     BreakerError, BreakerState, CallOutcome, CircuitBreaker, HttpServerErrors, ResilienceMetrics,
     SlidingWindow,
@@ -268,13 +268,25 @@ async fn forcing_and_reporting_breakers_plimsoll_does_not_run() {
         ),
         Some(1.0)
     );
+    assert_eq!(
+        s.value(
+            "circuit_breaker_calls_total",
+            &[("service", "search"), ("outcome", "rejected")]
+        ),
+        Some(1.0)
+    );
+    // Every breaker shows all four outcomes, zeros included.
+    assert_eq!(s.series_count("circuit_breaker_calls_total"), 8);
     // A breaker dropped leaves the scrape.
     drop(theirs);
     drop(svc);
     drop(breaker);
-    assert_eq!(state_series(&t.scrape()), vec![]);
-    let text = t.encode(Format::Prometheus);
-    assert!(text.contains("circuit_breaker_calls_total"));
+    let s = t.scrape();
+    assert_eq!(state_series(&s), vec![]);
+    assert_eq!(s.series_count("circuit_breaker_calls_total"), 0);
+    // Transitions are counters of their own, and stay: payments forced
+    // open and closed, search reported open.
+    assert_eq!(s.series_count("circuit_breaker_transitions_total"), 3);
 }
 
 #[tokio::test(start_paused = true)]

@@ -9,7 +9,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use plimsoll_core::Tenant;
 use plimsoll_core::classify::{GrpcCode, GrpcFailures, Outcome};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -160,16 +159,14 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let tenant = plimsoll_core::scope::current_tenant();
-        match self.core.acquire(&tenant) {
+        match self.core.acquire() {
             Ok(permit) => ResponseFuture {
                 state: State::Called {
                     inner: self.inner.call(req),
                     call: Some(Call {
+                        start: self.core.call_start(),
                         core: self.core.clone(),
                         permit: Some(permit),
-                        tenant,
-                        start: tokio::time::Instant::now(),
                         classify: self.classify.clone(),
                     }),
                 },
@@ -186,8 +183,7 @@ where
 struct Call<C> {
     core: Arc<Core>,
     permit: Option<Permit>,
-    tenant: Tenant,
-    start: tokio::time::Instant,
+    start: Option<tokio::time::Instant>,
     classify: C,
 }
 
@@ -236,8 +232,7 @@ where
                     && let Some(permit) = call.permit.take()
                 {
                     let failure = call.classify.is_failure(&result);
-                    call.core
-                        .record(permit, failure, call.start.elapsed(), &call.tenant);
+                    call.core.record(permit, failure, call.start);
                 }
                 Poll::Ready(result.map_err(BreakerError::Inner))
             }

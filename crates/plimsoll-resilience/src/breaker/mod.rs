@@ -8,9 +8,7 @@ use std::sync::atomic::{
 };
 use std::time::Duration;
 
-use plimsoll_core::Tenant;
-
-use crate::metrics::ResilienceMetrics;
+use crate::metrics::{Counts, ResilienceMetrics};
 
 pub(crate) mod layer;
 mod window;
@@ -257,6 +255,7 @@ impl BreakerBuilder {
             SlidingWindow::Time(d) => Window::Time(Box::new(TimeWindow::new(d))),
         };
         let service = self.metrics.service(&self.service);
+        let timed = matches!(c.window, SlidingWindow::Time(_)) || c.slow_call.is_some();
         let core = Arc::new(Core {
             config: self.config,
             service: service.clone(),
@@ -268,6 +267,8 @@ impl BreakerBuilder {
             probes: AtomicU32::new(0),
             probe_successes: AtomicU32::new(0),
             window,
+            timed,
+            counts: Counts::default(),
             start: tokio::time::Instant::now(),
             metrics: self.metrics.clone(),
         });
@@ -294,6 +295,9 @@ pub(crate) struct Core {
     probes: AtomicU32,
     probe_successes: AtomicU32,
     window: Window,
+    /// Whether calls need the clock (a time window, or slow calls).
+    pub(crate) timed: bool,
+    pub(crate) counts: Counts,
     start: tokio::time::Instant,
     metrics: ResilienceMetrics,
 }
@@ -364,8 +368,8 @@ impl Core {
         self.transition(from, BreakerState::Open);
     }
 
-    fn rejected(&self, state: BreakerState, retry_in: Duration, tenant: &Tenant) -> BreakerOpen {
-        self.metrics.call(tenant, &self.service, "rejected");
+    fn rejected(&self, state: BreakerState, retry_in: Duration) -> BreakerOpen {
+        self.counts.rejected.fetch_add(1, Relaxed);
         BreakerOpen {
             service: self.service.clone(),
             state,
@@ -374,11 +378,11 @@ impl Core {
     }
 
     /// Admits a call, or sheds it.
-    pub(crate) fn acquire(&self, tenant: &Tenant) -> Result<Permit, BreakerOpen> {
+    pub(crate) fn acquire(&self) -> Result<Permit, BreakerOpen> {
         match self.forced.load(Relaxed) {
             FORCED_NONE => {}
             FORCED_OPEN => {
-                return Err(self.rejected(BreakerState::Open, self.config.open_for, tenant));
+                return Err(self.rejected(BreakerState::Open, self.config.open_for));
             }
             _ => return Ok(Permit::Closed),
         }
@@ -390,7 +394,7 @@ impl Core {
                     let until = self.open_until.load(Relaxed);
                     if now < until {
                         let retry_in = Duration::from_nanos(until - now);
-                        return Err(self.rejected(BreakerState::Open, retry_in, tenant));
+                        return Err(self.rejected(BreakerState::Open, retry_in));
                     }
                     if self.transition(BreakerState::Open, BreakerState::HalfOpen) {
                         self.probe_successes.store(0, Relaxed);
@@ -403,31 +407,42 @@ impl Core {
                         return Ok(Permit::Probe);
                     }
                     self.probes.fetch_sub(1, AcqRel);
-                    return Err(self.rejected(BreakerState::HalfOpen, Duration::ZERO, tenant));
+                    return Err(self.rejected(BreakerState::HalfOpen, Duration::ZERO));
                 }
             }
         }
     }
 
-    /// A call admitted with `permit` ended after `elapsed`, failed or not.
-    pub(crate) fn record(&self, permit: Permit, failure: bool, elapsed: Duration, tenant: &Tenant) {
+    /// The time of a call's start, when the breaker needs it.
+    pub(crate) fn call_start(&self) -> Option<tokio::time::Instant> {
+        self.timed.then(tokio::time::Instant::now)
+    }
+
+    /// A call admitted with `permit` and started at `start` ended, failed or not.
+    pub(crate) fn record(
+        &self,
+        permit: Permit,
+        failure: bool,
+        start: Option<tokio::time::Instant>,
+    ) {
         let slow = !failure
             && self
                 .config
                 .slow_call
-                .is_some_and(|(threshold, _)| elapsed >= threshold);
-        let outcome = match (failure, slow) {
-            (true, _) => "failure",
-            (false, true) => "slow",
-            (false, false) => "success",
+                .zip(start)
+                .is_some_and(|((threshold, _), start)| start.elapsed() >= threshold);
+        let counter = match (failure, slow) {
+            (true, _) => &self.counts.failure,
+            (false, true) => &self.counts.slow,
+            (false, false) => &self.counts.success,
         };
-        self.metrics.call(tenant, &self.service, outcome);
+        counter.fetch_add(1, Relaxed);
         match permit {
             Permit::Closed => {
                 if self.forced.load(Relaxed) != FORCED_NONE {
                     return;
                 }
-                let now = self.now_nanos();
+                let now = if self.timed { self.now_nanos() } else { 0 };
                 self.window.record(now, Mark { failure, slow });
                 let consecutive = if failure {
                     self.consecutive.fetch_add(1, Relaxed) + 1
@@ -535,13 +550,11 @@ impl CircuitBreaker {
     /// does not make (a hand-written client): then report how it went with
     /// [`CallPermit::done`].
     pub fn try_call(&self) -> Result<CallPermit, BreakerOpen> {
-        let tenant = plimsoll_core::scope::current_tenant();
-        let permit = self.core.acquire(&tenant)?;
+        let permit = self.core.acquire()?;
         Ok(CallPermit {
             core: self.core.clone(),
             permit: Some(permit),
-            tenant,
-            start: tokio::time::Instant::now(),
+            start: self.core.call_start(),
         })
     }
 }
@@ -553,16 +566,14 @@ impl CircuitBreaker {
 pub struct CallPermit {
     core: Arc<Core>,
     permit: Option<Permit>,
-    tenant: Tenant,
-    start: tokio::time::Instant,
+    start: Option<tokio::time::Instant>,
 }
 
 impl CallPermit {
     /// The call ended: failed or not.
     pub fn done(mut self, failure: bool) {
         if let Some(permit) = self.permit.take() {
-            self.core
-                .record(permit, failure, self.start.elapsed(), &self.tenant);
+            self.core.record(permit, failure, self.start);
         }
     }
 }

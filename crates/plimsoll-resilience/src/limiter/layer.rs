@@ -168,8 +168,17 @@ where
             let value = req.headers().get(h)?.to_str().ok()?;
             (!value.is_empty() && value.len() <= MAX_KEY_LEN).then(|| LimitKey::Raw(value.into()))
         });
-        let key = raw.unwrap_or_else(|| LimitKey::Tenant(tenant.clone()));
-        let decision = self.layer.limiter.check_key(&key, &tenant);
+        let decision = match raw {
+            Some(key) => self.layer.limiter.check_key(&key, &tenant),
+            None => {
+                // The tenant is the key: no second copy of it.
+                let key = LimitKey::Tenant(tenant);
+                let LimitKey::Tenant(tenant) = &key else {
+                    unreachable!()
+                };
+                self.layer.limiter.check_key(&key, tenant)
+            }
+        };
         if !decision.allowed {
             return RateLimitFuture {
                 state: State::Refused {

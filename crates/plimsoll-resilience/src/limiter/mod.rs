@@ -85,7 +85,7 @@ impl From<&str> for LimitKey {
 
 type Keyed = governor::RateLimiter<
     LimitKey,
-    DashMapStateStore<LimitKey>,
+    DashMapStateStore<LimitKey, foldhash::fast::RandomState>,
     TokioClock,
     StateInformationMiddleware,
 >;
@@ -102,8 +102,12 @@ impl Tier {
         Arc::new(Self {
             name,
             quota,
-            limiter: governor::RateLimiter::dashmap_with_clock(quota, TokioClock)
-                .with_middleware::<StateInformationMiddleware>(),
+            limiter: governor::RateLimiter::dashmap_with_clock_and_hasher(
+                quota,
+                TokioClock,
+                foldhash::fast::RandomState::default(),
+            )
+            .with_middleware::<StateInformationMiddleware>(),
         })
     }
 }
@@ -297,8 +301,12 @@ impl RateLimiter {
     /// tenant): counts a refusal, sets the quota it has left.
     pub fn check_key(&self, key: &LimitKey, tenant: &Tenant) -> Decision {
         self.start_cleaner();
-        let tiers = self.tiers();
-        let tier = tiers.overrides.get(key).unwrap_or(&tiers.default);
+        let tiers = self.inner.tiers.read().unwrap_or_else(|e| e.into_inner());
+        let tier = if tiers.overrides.is_empty() {
+            &tiers.default
+        } else {
+            tiers.overrides.get(key).unwrap_or(&tiers.default)
+        };
         let limit = tier.quota.burst_size().get();
         let per_request = tier.quota.replenish_interval();
         let metrics = &self.inner.metrics;
