@@ -8,7 +8,9 @@
 //! memory) through a metered sqlx pool; `DATABASE_URL` switches to
 //! PostgreSQL. The queries, the payment call and the cache record under the
 //! request's tenant without being passed it, and each request's query count
-//! is recorded by route. With `REDIS_URL` set, `POST /api/v1/orders`
+//! is recorded by route. The payment call sits behind a circuit breaker,
+//! and the API behind a per-tenant rate limit (tenant `trial` gets a
+//! smaller quota). With `REDIS_URL` set, `POST /api/v1/orders`
 //! honours an `idempotency-key` header through Redis, and its commands are
 //! timed too.
 //!
@@ -34,6 +36,7 @@ use axum::{Extension, Router};
 use plimsoll::cache::{CacheMetrics, MokaCache};
 use plimsoll::http::{ExternalCalls, MetricsService, RedMetricsLayer, metrics_router};
 use plimsoll::redis::{InstrumentedConnection, RedisMetrics};
+use plimsoll::resilience::{CircuitBreaker, Quota, ResilienceMetrics, SlidingWindow};
 use plimsoll::sqlx::{MeteredPool, SqlxMetrics};
 use plimsoll::{Counter, Telemetry, Tenant, impl_label_set};
 
@@ -77,6 +80,8 @@ struct AppState {
     next_id: Arc<AtomicU64>,
     placed: Counter<OrderLabels>,
     payments: ExternalCalls,
+    /// Sheds payment calls while the provider is failing.
+    payments_breaker: CircuitBreaker,
     /// Order reads by (tenant, id), in front of the order store.
     order_cache: Arc<MokaCache<(String, i64), String>>,
     /// Idempotency keys of order creations, when `REDIS_URL` is set.
@@ -224,13 +229,26 @@ async fn create_order(
         );
     };
     let id = state.next_id.fetch_add(1, Ordering::Relaxed) as i64;
-    // The downstream payment provider: slow now and then, failing 1 in 10.
-    // Recorded under the request's tenant without passing it: the RED
-    // layer runs the handler in the request's scope.
+    // The downstream payment provider: slow now and then, failing 1 in 10,
+    // behind a circuit breaker. Recorded under the request's tenant without
+    // passing it: the RED layer runs the handler in the request's scope.
+    let permit = match state.payments_breaker.try_call() {
+        Ok(permit) => permit,
+        Err(open) => {
+            let retry = plimsoll::resilience::retry_after_secs(open.retry_in).to_string();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", retry)],
+                r#"{"error":"payments unavailable"}"#,
+            )
+                .into_response();
+        }
+    };
     let charged = state
         .payments
         .time("payments", "/v1/charges", charge(id as u64))
         .await;
+    permit.done(charged.is_err());
     if charged.is_err() {
         return json(
             StatusCode::BAD_GATEWAY,
@@ -306,6 +324,19 @@ pub(crate) async fn open_orders(
     Ok(db)
 }
 
+/// The API's per-tenant quota: 20 requests per second, bursts of 40.
+fn api_quota() -> Quota {
+    Quota::per_second(std::num::NonZeroU32::new(20).unwrap())
+        .allow_burst(std::num::NonZeroU32::new(40).unwrap())
+}
+
+/// The tenant on a trial plan, and its smaller quota: 2 per second, bursts of 5.
+pub(crate) const TRIAL_TENANT: &str = "trial";
+fn trial_quota() -> Quota {
+    Quota::per_second(std::num::NonZeroU32::new(2).unwrap())
+        .allow_burst(std::num::NonZeroU32::new(5).unwrap())
+}
+
 /// Builds the app on an order store (with Redis for idempotency keys when
 /// given a connection); the tests build the same one.
 pub(crate) async fn app_with(
@@ -321,7 +352,23 @@ pub(crate) async fn app_with(
             .expect("redis metrics register")
             .wrap(conn)
     });
+    let resilience = ResilienceMetrics::new(telemetry).expect("resilience metrics register");
+    let payments_breaker = resilience
+        .breaker("payments")
+        .sliding_window(SlidingWindow::Count(50))
+        .minimum_calls(10)
+        .failure_rate(0.5)
+        .open_for(Duration::from_secs(10))
+        .open_backoff(2.0, Duration::from_secs(120))
+        .build()
+        .expect("breaker settings are valid");
+    let limiter = resilience
+        .limiter("api", api_quota())
+        .build()
+        .expect("limiter settings are valid");
+    limiter.set_override(&telemetry.tenant(TRIAL_TENANT), "trial", trial_quota());
     let state = AppState {
+        payments_breaker,
         redis,
         telemetry: telemetry.clone(),
         db,
@@ -343,9 +390,14 @@ pub(crate) async fn app_with(
         .with_slow_request_threshold(Duration::from_millis(500))
         .build()
         .expect("RED layer builds");
-    let mut app = Router::new()
+    // The API is rate limited per tenant (inside the RED layer, so a 429 is
+    // recorded as one); health and metrics are not.
+    let api = Router::new()
         .route("/api/v1/orders", get(list_orders).post(create_order))
         .route("/api/v1/orders/{id}", get(get_order))
+        .layer(limiter.layer());
+    let mut app = Router::new()
+        .merge(api)
         .route("/health", get(|| async { "ok\n" }))
         .merge(metrics_router(MetricsService::new(telemetry)));
     // Layers go last so they wrap every route and the 404 fallback. Auth is

@@ -106,6 +106,53 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
 }
 
 #[tokio::test]
+async fn a_burst_from_one_tenant_is_limited_while_the_others_are_served() {
+    let t = Telemetry::builder().build().unwrap();
+    let db = example::open_orders(&t, example::DEFAULT_DATABASE)
+        .await
+        .unwrap();
+    let app = example::app_with(&t, db, None).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, app).into_future());
+    let trial = format!("x-tenant-id: {}\r\n", example::TRIAL_TENANT);
+    let mut refused = 0;
+    for _ in 0..20 {
+        let answer = request(addr, &get("/api/v1/orders", &trial)).await;
+        if answer.starts_with("HTTP/1.1 429") {
+            assert!(answer.contains("retry-after: 1\r\n"), "{answer}");
+            assert!(answer.contains("ratelimit-limit: 5\r\n"), "{answer}");
+            refused += 1;
+        } else {
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        }
+    }
+    assert!(
+        refused >= 14,
+        "a burst of 5, then about 2 a second: {refused} refused"
+    );
+    for _ in 0..10 {
+        let answer = request(addr, &get("/api/v1/orders", "x-tenant-id: acme\r\n")).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let text = request(addr, &get("/metrics", "")).await;
+    for line in [
+        format!(
+            r#"rate_limit_hits_total{{tenant_id="trial",limit_type="api",client_type="trial"}} {refused}"#
+        ),
+        format!(
+            r#"http_requests_total{{tenant_id="trial",method="GET",route="/api/v1/orders",status_code="429"}} {refused}"#
+        ),
+        r#"api_quota_remaining{tenant_id="trial",quota_type="api"} 0"#.to_string(),
+        r#"circuit_breaker_state{tenant_id="__system__",service="payments"} 0"#.to_string(),
+    ] {
+        assert!(text.contains(&line), "{line}\n{text}");
+    }
+    assert!(!text.contains(r#"rate_limit_hits_total{tenant_id="acme""#));
+    server.abort();
+}
+
+#[tokio::test]
 async fn with_a_database_url_the_orders_live_in_postgres() {
     let Some(pg) = support::postgres_server() else {
         return;
