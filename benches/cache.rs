@@ -8,10 +8,10 @@
 //!
 //! Run: `cargo bench --bench cache --features cache`.
 
+mod harness;
 use std::hint::black_box;
-use std::time::Duration;
 
-use criterion::{Criterion, criterion_group};
+use criterion::Criterion;
 use plimsoll::Telemetry;
 use plimsoll::cache::{CacheMetrics, MokaCache};
 use plimsoll::scope::Scope;
@@ -67,15 +67,4 @@ fn hits(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    targets = hits
-}
-
-fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+harness::bench_main!(3, hits);

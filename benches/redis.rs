@@ -7,13 +7,14 @@
 //!
 //! Run: `cargo bench --bench redis --features redis`.
 
+mod harness;
 use std::hint::black_box;
 use std::time::Duration;
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use criterion::{Criterion, criterion_group};
+use criterion::Criterion;
 use plimsoll::Telemetry;
 use plimsoll::redis::RedisMetrics;
 use plimsoll::scope::Scope;
@@ -74,15 +75,4 @@ fn gets(c: &mut Criterion) {
     drop(server);
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
-    targets = gets
-}
-
-fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+harness::bench_main!(5, gets);

@@ -10,14 +10,14 @@
 //!
 //! Run: `cargo bench --bench resilience --features resilience`.
 
+mod harness;
 use std::future::Future;
 use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
-use criterion::{Criterion, criterion_group};
+use criterion::Criterion;
 use plimsoll::Telemetry;
 use plimsoll::resilience::{Quota, ResilienceMetrics};
 use plimsoll::scope::Scope;
@@ -107,15 +107,4 @@ fn happy_paths(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    targets = happy_paths
-}
-
-fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+harness::bench_main!(3, happy_paths);

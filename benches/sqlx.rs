@@ -5,10 +5,10 @@
 //!
 //! Run: `cargo bench --bench sqlx --features sqlx`.
 
+mod harness;
 use std::hint::black_box;
-use std::time::Duration;
 
-use criterion::{Criterion, criterion_group};
+use criterion::Criterion;
 use plimsoll::Telemetry;
 use plimsoll::scope::Scope;
 use plimsoll::sqlx::{MeteredPool, SqlxMetrics};
@@ -74,15 +74,4 @@ fn selects(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
-    targets = selects
-}
-
-fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+harness::bench_main!(5, selects);

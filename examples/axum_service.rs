@@ -366,7 +366,7 @@ pub(crate) async fn app_with(
         .limiter("api", api_quota())
         .build()
         .expect("limiter settings are valid");
-    limiter.set_override(&telemetry.tenant(TRIAL_TENANT), "trial", trial_quota());
+    limiter.set_override(telemetry.tenant(TRIAL_TENANT), "trial", trial_quota());
     let state = AppState {
         payments_breaker,
         redis,

@@ -1,0 +1,24 @@
+//! What every bench's `main` does, written once.
+
+/// Declares the bench's `main`: each target measured for `$secs` seconds
+/// after a one-second warm-up, then criterion's summary.
+macro_rules! bench_main {
+    ($secs:expr, $($target:path),+ $(,)?) => {
+        criterion::criterion_group! {
+            name = benches;
+            config = criterion::Criterion::default()
+                .warm_up_time(std::time::Duration::from_secs(1))
+                .measurement_time(std::time::Duration::from_secs($secs));
+            targets = $($target),+
+        }
+
+        fn main() {
+            benches();
+            criterion::Criterion::default()
+                .configure_from_args()
+                .final_summary();
+        }
+    };
+}
+
+pub(crate) use bench_main;
