@@ -32,6 +32,10 @@ pub use plimsoll_cache as cache;
 #[cfg(feature = "redis")]
 pub use plimsoll_redis as redis;
 
+/// SLOs: recording rules, error budgets, burn-rate alerts (feature `slo`).
+#[cfg(feature = "slo")]
+pub use plimsoll_slo as slo;
+
 /// Circuit breakers and per-tenant rate limits (feature `resilience`).
 #[cfg(feature = "resilience")]
 pub use plimsoll_resilience as resilience;
