@@ -32,9 +32,11 @@ struct Parts<DB: Database> {
 
 impl<DB: Database> Parts<DB> {
     fn of<'q, E: Execute<'q, DB>>(mut query: E) -> Self {
-        let persistent = query.persistent();
+        // In the order the drivers read them: a query that had arguments
+        // (a `query!` `Map`) says whether it persists once they are taken.
         let statement = query.statement().cloned();
         let arguments = Some(query.take_arguments());
+        let persistent = query.persistent();
         Self {
             sql: query.sql(),
             statement,
@@ -99,6 +101,8 @@ impl<'e, DB: Database> Source<'e, DB> {
 struct StreamEnd<'a> {
     op: Option<QueryOp<'a>>,
     yielded: bool,
+    /// The database's name (`Database::NAME`), to read its error codes.
+    database: &'static str,
 }
 
 impl<'a> StreamEnd<'a> {
@@ -106,7 +110,7 @@ impl<'a> StreamEnd<'a> {
         if let Err(error) = &result
             && let Some(op) = self.op.take()
         {
-            op.finish(failure(error));
+            op.finish(failure(self.database, error));
         }
         result
     }
@@ -208,11 +212,12 @@ where
     E: 'q + Execute<'q, DB>,
 {
     let parts = Parts::<DB>::of(query);
-    let op = db.start(&parts.sql, table);
+    let op = db.start(&parts.sql, table, DB::NAME);
     Box::pin(TryAsyncStream::new(move |yielder| async move {
         let mut end = StreamEnd {
             op: Some(op),
             yielded: false,
+            database: DB::NAME,
         };
         let mut conn = end.check(source.get(db).await)?;
         let mut steps = DB::fetch_many(conn.get(), parts);
@@ -239,13 +244,13 @@ fn once<'e, DB: Backend, T: Send + 'e>(
     parts: Parts<DB>,
     run: RunOnce<DB, T>,
 ) -> BoxFuture<'e, Result<T, Error>> {
-    let op = db.start(&parts.sql, table);
+    let op = db.start(&parts.sql, table, DB::NAME);
     Box::pin(async move {
         let result = match source.get(db).await {
             Ok(mut conn) => run(conn.get(), parts).await,
             Err(error) => Err(error),
         };
-        op.finish(outcome(&result));
+        op.finish(outcome(DB::NAME, &result));
         result
     })
 }
@@ -501,7 +506,7 @@ impl<DB: Database> MeteredConnection<Transaction<'static, DB>> {
     pub async fn commit(self) -> Result<(), Error> {
         let op = self.db.start_other();
         let result = self.conn.commit().await;
-        op.finish(outcome(&result));
+        op.finish(outcome(DB::NAME, &result));
         result
     }
 
@@ -509,7 +514,7 @@ impl<DB: Database> MeteredConnection<Transaction<'static, DB>> {
     pub async fn rollback(self) -> Result<(), Error> {
         let op = self.db.start_other();
         let result = self.conn.rollback().await;
-        op.finish(outcome(&result));
+        op.finish(outcome(DB::NAME, &result));
         result
     }
 }
@@ -565,4 +570,28 @@ where
 {
     type Database = C::Database;
     metered_executor!(this => &this.db, this.table.as_ref(), Source::<C::Database>::Held(this.conn.connection()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_is_handed_on_as_the_driver_would_read_it() {
+        // A `query!`-style `Map` with arguments: the drivers take the
+        // arguments, then ask whether it persists.
+        let query = || {
+            sqlx::query::<sqlx::Sqlite>("SELECT ?")
+                .bind(1_i64)
+                .map(|_row| ())
+        };
+        let mut seen_by_driver = query();
+        let _ = seen_by_driver.take_arguments();
+        let parts = Parts::of(query());
+        assert_eq!(parts.persistent, seen_by_driver.persistent());
+        assert_eq!(parts.sql.as_str(), "SELECT ?");
+        assert!(matches!(parts.arguments, Some(Ok(Some(_)))));
+        let plain = Parts::<sqlx::Sqlite>::of(sqlx::query("SELECT 1"));
+        assert!(plain.persistent);
+    }
 }

@@ -263,48 +263,62 @@ pub(crate) struct Query {
     table: Arc<str>,
     /// The statement, kept for the slow-query warning.
     sql: Option<SqlStr>,
+    /// How its database writes literals, for its shape.
+    dialect: sql::Dialect,
 }
 
 /// The operation guard of one query.
 pub(crate) type QueryOp<'a> = Operation<&'a Db>;
 
 /// The status of a failed query.
-pub(crate) fn failure(error: &Error) -> Outcome {
+pub(crate) fn failure(database: &str, error: &Error) -> Outcome {
     match error {
         Error::RowNotFound => Outcome::Error("row_not_found"),
         Error::PoolTimedOut => Outcome::Timeout,
         Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => Outcome::Timeout,
-        Error::Database(e) if e.code().is_some_and(|code| is_timeout_code(&code)) => {
+        Error::Database(e)
+            if e.code()
+                .is_some_and(|code| is_timeout_code(database, &code)) =>
+        {
             Outcome::Timeout
         }
         _ => Outcome::Error("error"),
     }
 }
 
-/// Database error codes that mean a timeout: PostgreSQL's
-/// `query_canceled` (a `statement_timeout`) and `lock_not_available` (a
-/// `lock_timeout`); SQLite's `SQLITE_BUSY` (the busy timeout ran out).
-fn is_timeout_code(code: &str) -> bool {
-    match code {
-        "57014" | "55P03" => true,
+/// Database error codes that mean a timeout, by database (`Database::NAME`):
+/// PostgreSQL's `query_canceled` (a `statement_timeout`) and
+/// `lock_not_available` (a `lock_timeout`); SQLite's `SQLITE_BUSY` (the busy
+/// timeout ran out); MySQL's lock wait timeout and statement time limit.
+fn is_timeout_code(database: &str, code: &str) -> bool {
+    match database {
+        "PostgreSQL" => matches!(code, "57014" | "55P03"),
         // SQLite reports the extended code; the primary is its low byte.
-        _ => code.parse::<u32>().is_ok_and(|c| c & 0xff == 5),
+        "SQLite" => code.parse::<u32>().is_ok_and(|c| c & 0xff == 5),
+        "MySQL" => matches!(code, "1205" | "3024"),
+        _ => false,
     }
 }
 
-/// The outcome of a query's result.
-pub(crate) fn outcome<T>(result: &Result<T, Error>) -> Outcome {
+/// The outcome of a query's result on the database named `database`.
+pub(crate) fn outcome<T>(database: &str, result: &Result<T, Error>) -> Outcome {
     match result {
         Ok(_) => Outcome::Ok,
-        Err(error) => failure(error),
+        Err(error) => failure(database, error),
     }
 }
 
 impl Db {
     /// Starts timing a statement: reads its operation and table (or takes
     /// `table`), counts it in the request's scope.
-    pub(crate) fn start(&self, sql: &SqlStr, table: Option<&Arc<str>>) -> QueryOp<'_> {
-        let parsed = sql::parse(sql.as_str());
+    pub(crate) fn start(
+        &self,
+        sql: &SqlStr,
+        table: Option<&Arc<str>>,
+        database: &'static str,
+    ) -> QueryOp<'_> {
+        let dialect = sql::Dialect::of(database);
+        let parsed = sql::parse_in(sql.as_str(), dialect);
         let table = match table {
             Some(table) => table.clone(),
             None => {
@@ -317,6 +331,7 @@ impl Db {
             operation: parsed.operation,
             table,
             sql: self.shared.slow.map(|_| sql.clone()),
+            dialect,
         };
         Operation::start(&self.shared.telemetry, self, query)
     }
@@ -328,6 +343,7 @@ impl Db {
             operation: sql::Operation::Other,
             table: self.shared.tables.admit(sql::NO_TABLE),
             sql: None,
+            dialect: sql::Dialect::Standard,
         };
         Operation::start(&self.shared.telemetry, self, query)
     }
@@ -391,7 +407,7 @@ impl RecordOperation for Db {
                 status,
                 tenant = done.tenant.as_str(),
                 duration_ms = done.seconds * 1e3,
-                statement = sql::shape(statement.as_str()),
+                statement = sql::shape_in(statement.as_str(), query.dialect),
                 "slow query"
             );
         }
@@ -423,5 +439,23 @@ impl RequestObserver for PerRequest {
                 "one request ran more queries than the threshold (an N+1 query?)"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_codes_are_read_per_database() {
+        assert!(is_timeout_code("PostgreSQL", "57014"));
+        assert!(is_timeout_code("PostgreSQL", "55P03"));
+        // insufficient_privilege: its low byte is SQLite's BUSY, and it is no timeout.
+        assert!(!is_timeout_code("PostgreSQL", "42501"));
+        assert!(is_timeout_code("SQLite", "5"));
+        assert!(is_timeout_code("SQLite", "517"));
+        assert!(!is_timeout_code("SQLite", "19"));
+        assert!(is_timeout_code("MySQL", "1205"));
+        assert!(!is_timeout_code("MySQL", "1062"));
     }
 }

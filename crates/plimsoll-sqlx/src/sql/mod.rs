@@ -23,6 +23,7 @@ use std::borrow::Cow;
 
 mod tokens;
 
+pub use tokens::Dialect;
 use tokens::{Token, Tokens};
 
 /// The `table` label of a statement that names no table (`SELECT 1`,
@@ -84,9 +85,15 @@ fn ident_name(token: Token<'_>) -> Option<Cow<'_, str>> {
             Some(Cow::Owned(w.to_ascii_lowercase()))
         }
         Token::Word(w) => Some(Cow::Borrowed(w)),
-        Token::Quoted(q) if q.len() >= 2 => {
-            let close = q.as_bytes()[q.len() - 1];
-            let inner = &q[1..q.len() - 1];
+        Token::Quoted(q) => {
+            // The opening quote is one ASCII byte; the closing one is there
+            // unless the text ended first.
+            let open = q.as_bytes()[0];
+            let close = if open == b'[' { b']' } else { open };
+            let inner = match q[1..].strip_suffix(close as char) {
+                Some(inner) => inner,
+                None => &q[1..],
+            };
             let doubled = match close {
                 b'"' => "\"\"",
                 b'`' => "``",
@@ -112,15 +119,26 @@ const QUERY_VERBS: &[&str] = &[
     "SELECT", "WITH", "VALUES", "TABLE", "INSERT", "UPDATE", "DELETE",
 ];
 
+/// Where a token stands: its parenthesis depth, and whether the innermost
+/// parenthesis around it holds a query.
+#[derive(Clone, Copy, Debug)]
+struct Place {
+    in_query: bool,
+    depth: usize,
+}
+
 /// The first statement's tokens, with each one's parenthesis depth and
 /// whether the innermost parenthesis around it holds a query (a FROM in
 /// `EXTRACT(YEAR FROM at)` names no table; one in `(SELECT … FROM t)` does).
-fn first_statement(sql: &str) -> Vec<(Token<'_>, bool)> {
+fn first_statement(sql: &str, dialect: Dialect) -> Vec<(Token<'_>, Place)> {
     let mut out = Vec::new();
     let mut stack: Vec<bool> = Vec::new();
-    let mut tokens = Tokens::new(sql).peekable();
+    let mut tokens = Tokens::new(sql, dialect).peekable();
     while let Some(token) = tokens.next() {
-        let in_query = stack.last().copied().unwrap_or(true);
+        let place = Place {
+            in_query: stack.last().copied().unwrap_or(true),
+            depth: stack.len(),
+        };
         match token {
             Token::Punct(b';') if stack.is_empty() => {
                 if out.is_empty() {
@@ -139,14 +157,14 @@ fn first_statement(sql: &str) -> Vec<(Token<'_>, bool)> {
             }
             _ => {}
         }
-        out.push((token, in_query));
+        out.push((token, place));
     }
     out
 }
 
 /// Reads a table name at `tokens[at..]` (modifiers skipped, schema
 /// dropped); `None` when a subquery or anything else is there.
-fn table_at<'a>(tokens: &[(Token<'a>, bool)], mut at: usize) -> Option<Cow<'a, str>> {
+fn table_at<'a>(tokens: &[(Token<'a>, Place)], mut at: usize) -> Option<Cow<'a, str>> {
     while tokens.get(at).is_some_and(|(t, _)| is_table_modifier(t)) {
         at += 1;
     }
@@ -166,7 +184,7 @@ fn table_at<'a>(tokens: &[(Token<'a>, bool)], mut at: usize) -> Option<Cow<'a, s
 
 /// Where the main statement starts after a `WITH` list, and the names it
 /// defines; `tokens[0]` is `WITH`.
-fn skip_with<'a>(tokens: &[(Token<'a>, bool)]) -> (usize, Vec<Cow<'a, str>>) {
+fn skip_with<'a>(tokens: &[(Token<'a>, Place)]) -> (usize, Vec<Cow<'a, str>>) {
     let mut names = Vec::new();
     let mut at = 1;
     if tokens.get(at).is_some_and(|(t, _)| is(t, "RECURSIVE")) {
@@ -204,18 +222,35 @@ fn skip_with<'a>(tokens: &[(Token<'a>, bool)]) -> (usize, Vec<Cow<'a, str>>) {
     }
 }
 
-/// The first table named in `tokens[from..to]`, skipping the names in `ctes`.
+/// The first table named in `tokens[from..to]`, skipping the names in
+/// `ctes`: at the statement's own level first (`SELECT (SELECT … FROM a)
+/// FROM b` is about `b`), then anywhere.
 fn first_table<'a>(
-    tokens: &[(Token<'a>, bool)],
+    tokens: &[(Token<'a>, Place)],
     from: usize,
     to: usize,
     ctes: &[Cow<'a, str>],
 ) -> Option<Cow<'a, str>> {
+    first_table_at(tokens, from, to, ctes, true)
+        .or_else(|| first_table_at(tokens, from, to, ctes, false))
+}
+
+fn first_table_at<'a>(
+    tokens: &[(Token<'a>, Place)],
+    from: usize,
+    to: usize,
+    ctes: &[Cow<'a, str>],
+    top_only: bool,
+) -> Option<Cow<'a, str>> {
+    let top = tokens.get(from).map_or(0, |(_, place)| place.depth);
     let mut at = from;
     while at < to {
-        let (token, in_query) = &tokens[at];
+        let (token, place) = &tokens[at];
         at += 1;
-        let names_table = *in_query
+        if top_only && place.depth != top {
+            continue;
+        }
+        let names_table = place.in_query
             && ["FROM", "JOIN", "INTO", "UPDATE"]
                 .iter()
                 .any(|k| is(token, k));
@@ -241,7 +276,12 @@ fn first_table<'a>(
 /// assert_eq!(parsed.table.as_deref(), Some("Orders"));
 /// ```
 pub fn parse(sql: &str) -> Parsed<'_> {
-    let tokens = first_statement(sql);
+    parse_in(sql, Dialect::Standard)
+}
+
+/// [`parse`] for a database's [`Dialect`].
+pub fn parse_in(sql: &str, dialect: Dialect) -> Parsed<'_> {
+    let tokens = first_statement(sql, dialect);
     let (start, ctes) = match tokens.first() {
         Some((t, _)) if is(t, "WITH") => skip_with(&tokens),
         _ => (0, Vec::new()),
@@ -307,8 +347,14 @@ pub fn truncate_table(name: &str) -> &str {
 /// );
 /// ```
 pub fn shape(sql: &str) -> String {
+    shape_in(sql, Dialect::Standard)
+}
+
+/// [`shape`] for a database's [`Dialect`]: MySQL's backslash escapes and
+/// double-quoted strings are literals there, and kept out of the shape.
+pub fn shape_in(sql: &str, dialect: Dialect) -> String {
     let mut out = String::with_capacity(sql.len().min(MAX_SHAPE_LEN));
-    let mut tokens = Tokens::new(sql);
+    let mut tokens = Tokens::new(sql, dialect);
     let mut prev: Option<Token<'_>> = None;
     while let Some(token) = tokens.next() {
         let text = match token {

@@ -224,3 +224,37 @@ fn shapes_keep_no_literal() {
     let cut = shape(&long);
     assert!(cut.len() <= MAX_SHAPE_LEN + '…'.len_utf8() && cut.ends_with('…'));
 }
+
+#[test]
+fn an_unterminated_quote_ending_in_a_wide_character_does_not_panic() {
+    check("SELECT * FROM \"é", Operation::Select, Some("é"));
+    check("SELECT * FROM `ü", Operation::Select, Some("ü"));
+    check("SELECT * FROM [ß", Operation::Select, Some("ß"));
+    let _ = shape("SELECT * FROM \"é");
+}
+
+#[test]
+fn a_table_of_the_statement_itself_beats_one_in_a_subquery() {
+    check(
+        "SELECT (SELECT count(*) FROM orders o WHERE o.customer = c.id) AS n FROM customers c",
+        Operation::Select,
+        Some("customers"),
+    );
+    check(
+        "SELECT * FROM (SELECT * FROM inner_t) sub",
+        Operation::Select,
+        Some("inner_t"),
+    );
+}
+
+#[test]
+fn mysql_literals_stay_out_of_the_shape() {
+    let sql = "SELECT * FROM t WHERE a = 'O\\'Brien' AND b = \"secret\" # note\n AND c = 1";
+    assert_eq!(
+        shape_in(sql, Dialect::MySql),
+        "SELECT * FROM t WHERE a = ? AND b = ? AND c = ?"
+    );
+    assert_eq!(parse_in(sql, Dialect::MySql).table.as_deref(), Some("t"));
+    assert_eq!(Dialect::of("MySQL"), Dialect::MySql);
+    assert_eq!(Dialect::of("PostgreSQL"), Dialect::Standard);
+}

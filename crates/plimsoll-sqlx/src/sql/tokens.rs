@@ -15,15 +15,42 @@ pub(super) enum Token<'a> {
     Punct(u8),
 }
 
+/// How a database writes literals and comments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL and SQLite: `'…'` strings with `''` escapes (`E'…'` with
+    /// backslash escapes), `"…"` identifiers, `--` and `/* */` comments.
+    #[default]
+    Standard,
+    /// MySQL: backslash escapes in strings, `"…"` strings too, `#` comments.
+    MySql,
+}
+
+impl Dialect {
+    /// The dialect of a sqlx database (`Database::NAME`).
+    pub fn of(database: &str) -> Self {
+        if database == "MySQL" {
+            Dialect::MySql
+        } else {
+            Dialect::Standard
+        }
+    }
+}
+
 /// A scanner over SQL text, skipping blanks and comments.
 pub(super) struct Tokens<'a> {
     pub(super) sql: &'a str,
     pub(super) at: usize,
+    dialect: Dialect,
 }
 
 impl<'a> Tokens<'a> {
-    pub(super) fn new(sql: &'a str) -> Self {
-        Self { sql, at: 0 }
+    pub(super) fn new(sql: &'a str, dialect: Dialect) -> Self {
+        Self {
+            sql,
+            at: 0,
+            dialect,
+        }
     }
 
     fn bytes(&self) -> &'a [u8] {
@@ -41,7 +68,8 @@ impl<'a> Tokens<'a> {
             while self.at < b.len() && b[self.at].is_ascii_whitespace() {
                 self.at += 1;
             }
-            if self.byte(self.at) == b'-' && self.byte(self.at + 1) == b'-' {
+            let hash_comment = self.dialect == Dialect::MySql && self.byte(self.at) == b'#';
+            if hash_comment || (self.byte(self.at) == b'-' && self.byte(self.at + 1) == b'-') {
                 while self.at < b.len() && b[self.at] != b'\n' {
                     self.at += 1;
                 }
@@ -130,7 +158,12 @@ impl<'a> Iterator for Tokens<'a> {
         let token = match c {
             b'\'' => {
                 self.at += 1;
-                self.skip_quoted(b'\'', false);
+                self.skip_quoted(b'\'', self.dialect == Dialect::MySql);
+                Token::Literal
+            }
+            b'"' if self.dialect == Dialect::MySql => {
+                self.at += 1;
+                self.skip_quoted(b'"', true);
                 Token::Literal
             }
             b'E' | b'e' if next == b'\'' => {
