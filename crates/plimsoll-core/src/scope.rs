@@ -63,8 +63,11 @@ pub struct Scope {
 struct Inner {
     tenant: Tenant,
     span: Option<SpanContext>,
-    /// The queries run inside it, when it counts them ([`Scope::counting`]).
-    queries: Option<AtomicU32>,
+    /// The queries run inside it, when it counts them ([`Scope::counting`]);
+    /// shared with the scopes nested in it by inner server layers.
+    queries: Option<Arc<AtomicU32>>,
+    /// Whether this scope's layer reports the count (the outermost one).
+    owns_count: bool,
 }
 
 thread_local! {
@@ -116,6 +119,7 @@ impl Scope {
                 tenant,
                 span,
                 queries: None,
+                owns_count: false,
             }),
         }
     }
@@ -123,14 +127,27 @@ impl Scope {
     /// A scope of one request that counts the database queries run inside
     /// it ([`count_query`]): the server layers open one per request when the
     /// telemetry has a [`RequestObserver`].
+    ///
+    /// Inside a request that already counts (a gRPC layer inside an HTTP
+    /// one), the new scope adds to the outer count and does not own it:
+    /// the outermost layer reports the request, once.
     pub fn counting(tenant: Tenant, span: Option<SpanContext>) -> Self {
+        let outer = with_current(|scope| scope.and_then(|s| s.inner.queries.clone()));
+        let owns_count = outer.is_none();
         Self {
             inner: Arc::new(Inner {
                 tenant,
                 span,
-                queries: Some(AtomicU32::new(0)),
+                queries: Some(outer.unwrap_or_default()),
+                owns_count,
             }),
         }
+    }
+
+    /// Whether this scope owns its query count: the layer that opened it
+    /// is the outermost of the request and reports it when it ends.
+    pub fn owns_count(&self) -> bool {
+        self.inner.owns_count
     }
 
     /// The queries counted in this scope so far; `None` when it does not
@@ -308,12 +325,18 @@ mod tests {
         counting.enter(|| {
             count_query();
             count_query();
+            // A layer nested inside adds to the same count, and does not own it.
+            let nested = Scope::counting(Tenant::unknown(), None);
+            nested.enter(count_query);
+            assert!(!nested.owns_count());
+            assert_eq!(nested.queries(), Some(3));
         });
+        assert!(counting.owns_count());
         plain.enter(count_query);
         count_query(); // outside any scope: nothing to count
         let carried = counting.enter(|| carry(async { count_query() }));
         let _ = noop_poll(carried);
-        assert_eq!(counting.queries(), Some(3));
+        assert_eq!(counting.queries(), Some(4));
         assert_eq!(plain.queries(), None);
     }
 

@@ -67,6 +67,16 @@
 //! number of probes pass at once; `close_after` successes close it, one
 //! failure reopens it.
 //!
+//! Put the call's timeout *inside* the breaker
+//! (`ServiceBuilder::new().layer(breaker.layer()).timeout(d)`): a timed-out
+//! call is then an error the breaker counts. A call whose future is dropped
+//! from outside (an outer timeout, a client gone) counts for nothing, and a
+//! probe that never ends holds its slot: without an inner timeout, a hanging
+//! dependency neither opens the breaker nor lets it close. While open, the
+//! layer still waits for the inner service's readiness before shedding.
+//! Breakers sharing a name (or folded into `__other__` past the name
+//! bound) add their calls, and show no state (two states are not one).
+//!
 //! Which results are failures: errors by default; [`HttpServerErrors`]
 //! (errors and 5xx), [`GrpcServerErrors`] (errors and the failing gRPC
 //! codes of trailers-only answers), or your own [`ClassifyFailure`].

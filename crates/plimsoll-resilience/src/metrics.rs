@@ -24,7 +24,7 @@ pub(crate) struct Counts {
 }
 
 impl Counts {
-    fn read(&self) -> [(&'static str, u64); 4] {
+    fn read(&self) -> CallCounts {
         [
             ("success", self.success.load(Ordering::Relaxed)),
             ("failure", self.failure.load(Ordering::Relaxed)),
@@ -34,22 +34,37 @@ impl Counts {
     }
 }
 
+/// A breaker's calls by outcome, as read.
+type CallCounts = [(&'static str, u64); 4];
 /// What a breaker shows at a scrape: its state and its calls.
-type Reading = (BreakerState, [(&'static str, u64); 4]);
+type Reading = (BreakerState, CallCounts);
+/// What a name shows at a scrape: its state (when one breaker has it) and its calls.
+type NameReading = (Arc<str>, Option<BreakerState>, CallCounts);
 /// Reads a breaker; `None` once it is gone.
 type ReadBreaker = Box<dyn Fn() -> Option<Reading> + Send + Sync>;
 type Watched = Mutex<Vec<(Arc<str>, ReadBreaker)>>;
 
-/// Reads every live breaker (dropping the gone ones).
-fn read_breakers(watched: &Weak<Watched>) -> Vec<(Arc<str>, Reading)> {
+/// Reads every live breaker (dropping the gone ones), one reading per
+/// name: breakers that share a name (or fold into `__other__` past the
+/// bound) add their calls, and show a state only when there is one of them
+/// (two states under one name would read as a third).
+fn read_breakers(watched: &Weak<Watched>) -> Vec<NameReading> {
     let Some(breakers) = watched.upgrade() else {
         return Vec::new();
     };
     let mut breakers = breakers.lock().unwrap_or_else(|e| e.into_inner());
-    let mut readings = Vec::with_capacity(breakers.len());
+    let mut readings: Vec<NameReading> = Vec::with_capacity(breakers.len());
     breakers.retain(|(service, read)| match read() {
-        Some(reading) => {
-            readings.push((service.clone(), reading));
+        Some((state, counts)) => {
+            match readings.iter_mut().find(|(name, _, _)| name == service) {
+                Some((_, shown, sum)) => {
+                    *shown = None;
+                    for (total, (_, count)) in sum.iter_mut().zip(counts) {
+                        total.1 += count;
+                    }
+                }
+                None => readings.push((service.clone(), Some(state), counts)),
+            }
             true
         }
         None => false,
@@ -91,13 +106,15 @@ impl ResilienceMetrics {
         let breakers: Arc<Watched> = Arc::default();
         let watched = Arc::downgrade(&breakers);
         telemetry.declare_scraped(&families::CIRCUIT_BREAKER_STATE, move |out| {
-            for (service, (state, _)) in read_breakers(&watched) {
-                let _ = out.set(&Tenant::system(), &ServiceLabels { service }, state.value());
+            for (service, state, _) in read_breakers(&watched) {
+                if let Some(state) = state {
+                    let _ = out.set(&Tenant::system(), &ServiceLabels { service }, state.value());
+                }
             }
         })?;
         let watched = Arc::downgrade(&breakers);
         telemetry.declare_scraped(&families::CIRCUIT_BREAKER_CALLS, move |out| {
-            for (service, (_, counts)) in read_breakers(&watched) {
+            for (service, _, counts) in read_breakers(&watched) {
                 for (outcome, count) in counts {
                     let labels = CallLabels {
                         service: service.clone(),

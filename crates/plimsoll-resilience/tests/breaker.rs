@@ -363,3 +363,89 @@ fn bad_settings_are_build_errors_naming_the_field() {
         "open_backoff.max: must be at least open_for"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn outcomes_from_an_earlier_period_are_not_judged_in_a_later_one() {
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let breaker = breaker(&metrics);
+    // Five calls admitted while closed, all failing at once: the first
+    // four open it; the rest belong to the closed period and count for
+    // nothing more — one opening, not five (the backoff is not inflated).
+    let permits: Vec<_> = (0..8).map(|_| breaker.try_call().unwrap()).collect();
+    for permit in permits {
+        permit.done(true);
+    }
+    let s = t.scrape();
+    assert_eq!(transitions(&s, "closed", "open"), 1.0);
+    let Err(open) = breaker.try_call() else {
+        panic!("open")
+    };
+    assert_eq!(
+        open.retry_in,
+        Duration::from_secs(10),
+        "one opening's wait, not 2^k of it"
+    );
+
+    // Half-open: two probes; one fails (reopens), the other is still out.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let failing = breaker.try_call().unwrap();
+    let late = breaker.try_call().unwrap();
+    failing.done(true);
+    assert_eq!(breaker.state(), BreakerState::Open);
+    // The next half-open period has both its slots, whatever the late probe does.
+    tokio::time::advance(Duration::from_secs(20)).await;
+    let first = breaker.try_call().unwrap();
+    let second = breaker.try_call().unwrap();
+    assert!(breaker.try_call().is_err(), "two slots, both taken");
+    late.done(false); // from the earlier period: neither a slot nor a success here
+    first.done(false);
+    assert_eq!(
+        breaker.state(),
+        BreakerState::HalfOpen,
+        "one success of two"
+    );
+    second.done(false);
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}
+
+#[test]
+fn a_minimum_the_window_can_never_hold_is_refused() {
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let err = metrics
+        .breaker("x")
+        .sliding_window(SlidingWindow::Count(10))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "minimum_calls: 20 can never be reached in a window of the last 10 calls"
+    );
+}
+
+#[test]
+fn breakers_sharing_a_name_add_their_calls_and_show_no_made_up_state() {
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let a = metrics.breaker("dup").build().unwrap();
+    let b = metrics.breaker("dup").build().unwrap();
+    a.try_call().unwrap().done(false);
+    b.try_call().unwrap().done(false);
+    b.force_open();
+    let s = t.scrape();
+    assert_eq!(
+        state_series(&s),
+        vec![],
+        "closed and open are no single state"
+    );
+    assert_eq!(
+        s.value(
+            "circuit_breaker_calls_total",
+            &[("service", "dup"), ("outcome", "success")]
+        ),
+        Some(2.0)
+    );
+    drop(b);
+    assert_eq!(state_series(&t.scrape()), vec![("dup".into(), 0.0)]);
+}

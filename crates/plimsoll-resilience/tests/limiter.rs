@@ -223,3 +223,56 @@ fn bad_settings_are_build_errors_naming_the_field() {
     assert_eq!(err.to_string(), "cleanup_every: must be greater than zero");
     drop(t);
 }
+
+#[test]
+fn a_raw_key_never_shares_a_tenants_state() {
+    let (t, limiter) = setup();
+    let acme = t.tenant("acme");
+    limiter.set_override(&acme, "big", per_second(100));
+    // A client sending the API key "acme" gets the default quota and its own state.
+    let raw = plimsoll_resilience::LimitKey::from("acme");
+    assert_eq!(limiter.quota_of(raw.clone()), per_second(2));
+    assert!(limiter.check_key(&raw, &acme).allowed);
+    assert!(limiter.check_key(&raw, &acme).allowed);
+    assert!(!limiter.check_key(&raw, &acme).allowed);
+    assert!(
+        limiter.check(&acme).allowed,
+        "the tenant's own bucket is untouched"
+    );
+    assert_eq!(limiter.keys(), 2);
+}
+
+#[test]
+fn the_cleanup_task_starts_again_when_its_runtime_is_gone() {
+    let (t, limiter) = setup();
+    let limiter = {
+        let metrics = ResilienceMetrics::new(&Telemetry::builder().build().unwrap()).unwrap();
+        drop(limiter);
+        metrics
+            .limiter("api", per_second(2))
+            .cleanup_every(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    let acme = t.tenant("acme");
+    let warm_up = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    warm_up.block_on(async { limiter.check(&acme) }); // starts the task here
+    drop(warm_up); // …and it dies with this runtime
+    let serving = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    serving.block_on(async {
+        let key = plimsoll_resilience::LimitKey::from("k");
+        limiter.check_key(&key, &acme);
+        assert_eq!(limiter.keys(), 2);
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(limiter.keys(), 0, "cleaned by the task started again");
+    });
+}

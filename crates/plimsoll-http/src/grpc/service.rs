@@ -41,7 +41,7 @@ where
             Calls(shared.clone()),
             Call {
                 path: req.uri().path_and_query().cloned(),
-                observed: observed.then(|| scope.clone()),
+                observed: (observed && scope.owns_count()).then(|| scope.clone()),
             },
         );
         let mut scope = Some(scope);

@@ -152,7 +152,7 @@ impl Guard {
             );
         }
         if let Some(scope) = &r.scope
-            && scope.queries().is_some()
+            && scope.owns_count()
         {
             self.shared.telemetry.request_ended(r.route.as_str(), scope);
         }

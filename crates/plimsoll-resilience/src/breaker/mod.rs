@@ -3,9 +3,8 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{
-    AtomicU8, AtomicU32, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
-};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64};
 use std::time::Duration;
 
 use crate::metrics::{Counts, ResilienceMetrics};
@@ -91,6 +90,16 @@ pub enum BreakerBuildError {
         field: &'static str,
         /// What is wrong.
         reason: &'static str,
+    },
+    /// A count window smaller than the calls it must hold to judge.
+    #[error(
+        "minimum_calls: {minimum_calls} can never be reached in a window of the last {window} calls"
+    )]
+    MinimumAboveWindow {
+        /// The minimum given.
+        minimum_calls: u32,
+        /// The window's size.
+        window: u32,
     },
     /// The families could not be registered.
     #[error(transparent)]
@@ -233,6 +242,12 @@ impl BreakerBuilder {
         zero("half_open_probes", c.probes == 0)?;
         zero("close_after", c.close_after == 0)?;
         match c.window {
+            SlidingWindow::Count(n) if n > 0 && c.minimum_calls > n => {
+                return Err(BreakerBuildError::MinimumAboveWindow {
+                    minimum_calls: c.minimum_calls,
+                    window: n,
+                });
+            }
             SlidingWindow::Count(n) => zero("sliding_window", n == 0)?,
             SlidingWindow::Time(d) => zero("sliding_window", d.is_zero())?,
         }
@@ -259,12 +274,13 @@ impl BreakerBuilder {
         let core = Arc::new(Core {
             config: self.config,
             service: service.clone(),
-            state: AtomicU8::new(BreakerState::Closed as u8),
+            word: AtomicU64::new(pack(BreakerState::Closed, 0)),
             forced: AtomicU8::new(FORCED_NONE),
             open_until: AtomicU64::new(0),
+            open_generation: AtomicU64::new(u64::MAX),
             openings: AtomicU32::new(0),
             consecutive: AtomicU32::new(0),
-            probes: AtomicU32::new(0),
+            probes: AtomicI64::new(0),
             probe_successes: AtomicU32::new(0),
             window,
             timed,
@@ -284,15 +300,19 @@ const FORCED_CLOSED: u8 = 2;
 pub(crate) struct Core {
     config: Config,
     pub(crate) service: Arc<str>,
-    state: AtomicU8,
+    /// The state and its generation ([`pack`]).
+    word: AtomicU64,
     forced: AtomicU8,
-    /// Nanoseconds since `start` when an open breaker may probe.
+    /// Nanoseconds since `start` when an open breaker may probe…
     open_until: AtomicU64,
+    /// …for the opening of this generation.
+    open_generation: AtomicU64,
     /// Openings since it was last closed (for the backoff).
     openings: AtomicU32,
     consecutive: AtomicU32,
-    /// Probes in flight while half-open.
-    probes: AtomicU32,
+    /// Probes in flight while half-open (signed: a slot given back after a
+    /// reset reads as a moment below zero, never as a wrapped huge count).
+    probes: AtomicI64,
     probe_successes: AtomicU32,
     window: Window,
     /// Whether calls need the clock (a time window, or slow calls).
@@ -323,37 +343,69 @@ pub struct BreakerOpen {
     pub retry_in: Duration,
 }
 
-/// Admission to make one call.
+/// Admission to make one call, stamped with the breaker's generation (its
+/// count of transitions) when it was given: an outcome that arrives after
+/// the breaker moved on is not judged in a period it does not belong to.
 #[derive(Debug)]
 pub(crate) enum Permit {
     /// A call while closed (or forced closed).
-    Closed,
+    Closed(u64),
     /// A probe while half-open: holds a probe slot until it ends.
-    Probe,
+    Probe(u64),
+}
+
+/// The state in the low byte, the generation above it: one word, so a
+/// transition changes both at once.
+fn pack(state: BreakerState, generation: u64) -> u64 {
+    generation << 8 | state as u64
 }
 
 impl Core {
+    /// The state and its generation.
+    fn load(&self) -> (BreakerState, u64) {
+        let word = self.word.load(Acquire);
+        (BreakerState::from_u8((word & 0xff) as u8), word >> 8)
+    }
+
     pub(crate) fn state(&self) -> BreakerState {
-        BreakerState::from_u8(self.state.load(Acquire))
+        self.load().0
     }
 
     fn now_nanos(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Moves `from` → `to` if the state is still `from`; records it.
-    fn transition(&self, from: BreakerState, to: BreakerState) -> bool {
-        let moved = self
-            .state
-            .compare_exchange(from as u8, to as u8, AcqRel, Acquire)
-            .is_ok();
-        if moved {
-            self.metrics.transition(&self.service, from, to);
+    /// Moves `from` → `to` (a new generation) if the state is still
+    /// `from`; records it. Only one of racing callers wins.
+    fn transition(&self, from: BreakerState, to: BreakerState) -> Option<u64> {
+        let mut word = self.word.load(Acquire);
+        loop {
+            if (word & 0xff) as u8 != from as u8 {
+                return None;
+            }
+            let generation = (word >> 8) + 1;
+            match self
+                .word
+                .compare_exchange_weak(word, pack(to, generation), AcqRel, Acquire)
+            {
+                Ok(_) => {
+                    self.metrics.transition(&self.service, from, to);
+                    return Some(generation);
+                }
+                Err(now) => word = now,
+            }
         }
-        moved
     }
 
+    /// Opens from `from`: only the caller that wins the transition counts
+    /// an opening and sets the time to probe.
     fn open(&self, from: BreakerState) {
+        if self.forced.load(Relaxed) == FORCED_CLOSED {
+            return;
+        }
+        let Some(generation) = self.transition(from, BreakerState::Open) else {
+            return;
+        };
         let openings = self.openings.fetch_add(1, Relaxed);
         let mut wait = self.config.open_for;
         if let Some((factor, max)) = self.config.backoff {
@@ -364,8 +416,11 @@ impl Core {
         let until = self
             .now_nanos()
             .saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
+        self.probes.store(0, Relaxed);
+        self.probe_successes.store(0, Relaxed);
         self.open_until.store(until, Relaxed);
-        self.transition(from, BreakerState::Open);
+        // The deadline belongs to this opening from now on.
+        self.open_generation.store(generation, Release);
     }
 
     fn rejected(&self, state: BreakerState, retry_in: Duration) -> BreakerOpen {
@@ -379,32 +434,40 @@ impl Core {
 
     /// Admits a call, or sheds it.
     pub(crate) fn acquire(&self) -> Result<Permit, BreakerOpen> {
-        match self.forced.load(Relaxed) {
-            FORCED_NONE => {}
-            FORCED_OPEN => {
-                return Err(self.rejected(BreakerState::Open, self.config.open_for));
-            }
-            _ => return Ok(Permit::Closed),
-        }
         loop {
-            match self.state() {
-                BreakerState::Closed => return Ok(Permit::Closed),
+            match self.forced.load(Relaxed) {
+                FORCED_NONE => {}
+                FORCED_OPEN => {
+                    return Err(self.rejected(BreakerState::Open, self.config.open_for));
+                }
+                _ => return Ok(Permit::Closed(self.load().1)),
+            }
+            let (state, generation) = self.load();
+            match state {
+                BreakerState::Closed => return Ok(Permit::Closed(generation)),
                 BreakerState::Open => {
+                    if self.open_generation.load(Acquire) != generation {
+                        // Opened a moment ago; its deadline is being set.
+                        return Err(self.rejected(BreakerState::Open, self.config.open_for));
+                    }
                     let now = self.now_nanos();
                     let until = self.open_until.load(Relaxed);
                     if now < until {
                         let retry_in = Duration::from_nanos(until - now);
                         return Err(self.rejected(BreakerState::Open, retry_in));
                     }
-                    if self.transition(BreakerState::Open, BreakerState::HalfOpen) {
-                        self.probe_successes.store(0, Relaxed);
-                    }
+                    self.transition(BreakerState::Open, BreakerState::HalfOpen);
                     // Half-open now (by this call or another): take a probe slot.
                 }
                 BreakerState::HalfOpen => {
                     let taken = self.probes.fetch_add(1, AcqRel);
-                    if taken < self.config.probes {
-                        return Ok(Permit::Probe);
+                    if self.load().1 != generation {
+                        // It moved on while the slot was taken: give it back, look again.
+                        self.probes.fetch_sub(1, AcqRel);
+                        continue;
+                    }
+                    if taken < i64::from(self.config.probes) {
+                        return Ok(Permit::Probe(generation));
                     }
                     self.probes.fetch_sub(1, AcqRel);
                     return Err(self.rejected(BreakerState::HalfOpen, Duration::ZERO));
@@ -437,9 +500,10 @@ impl Core {
             (false, false) => &self.counts.success,
         };
         counter.fetch_add(1, Relaxed);
+        let (state, generation) = self.load();
         match permit {
-            Permit::Closed => {
-                if self.forced.load(Relaxed) != FORCED_NONE {
+            Permit::Closed(given) => {
+                if given != generation || self.forced.load(Relaxed) != FORCED_NONE {
                     return;
                 }
                 let now = if self.timed { self.now_nanos() } else { 0 };
@@ -450,19 +514,24 @@ impl Core {
                     self.consecutive.store(0, Relaxed);
                     0
                 };
-                if self.state() == BreakerState::Closed && self.should_open(now, consecutive) {
+                if state == BreakerState::Closed && self.should_open(now, consecutive) {
                     self.open(BreakerState::Closed);
                 }
             }
-            Permit::Probe => {
+            Permit::Probe(given) => {
+                if given != generation {
+                    return; // its period ended; the slots were reset
+                }
                 self.probes.fetch_sub(1, AcqRel);
-                if self.state() != BreakerState::HalfOpen {
+                if self.forced.load(Relaxed) != FORCED_NONE {
                     return;
                 }
                 if failure {
                     self.open(BreakerState::HalfOpen);
                 } else if self.probe_successes.fetch_add(1, AcqRel) + 1 >= self.config.close_after
-                    && self.transition(BreakerState::HalfOpen, BreakerState::Closed)
+                    && self
+                        .transition(BreakerState::HalfOpen, BreakerState::Closed)
+                        .is_some()
                 {
                     self.closed_afresh();
                 }
@@ -472,7 +541,9 @@ impl Core {
 
     /// A probe ended with no outcome (dropped): its slot frees.
     pub(crate) fn release(&self, permit: Permit) {
-        if let Permit::Probe = permit {
+        if let Permit::Probe(given) = permit
+            && given == self.load().1
+        {
             self.probes.fetch_sub(1, AcqRel);
         }
     }
@@ -532,7 +603,9 @@ impl CircuitBreaker {
     pub fn force_closed(&self) {
         self.core.forced.store(FORCED_CLOSED, Relaxed);
         let state = self.core.state();
-        if state != BreakerState::Closed && self.core.transition(state, BreakerState::Closed) {
+        if state != BreakerState::Closed
+            && self.core.transition(state, BreakerState::Closed).is_some()
+        {
             self.core.closed_afresh();
         }
     }
@@ -541,7 +614,9 @@ impl CircuitBreaker {
     pub fn release(&self) {
         self.core.forced.store(FORCED_NONE, Relaxed);
         let state = self.core.state();
-        if state != BreakerState::Closed && self.core.transition(state, BreakerState::Closed) {
+        if state != BreakerState::Closed
+            && self.core.transition(state, BreakerState::Closed).is_some()
+        {
             self.core.closed_afresh();
         }
     }

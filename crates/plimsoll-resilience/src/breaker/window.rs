@@ -1,6 +1,6 @@
 //! The sliding windows a closed breaker judges its calls over, lock-free.
 
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// What one call was, as the window keeps it.
@@ -24,14 +24,18 @@ pub(crate) struct Totals {
     pub(crate) slow: u32,
 }
 
-/// The last `n` calls: a ring of marks and running totals.
+/// The last `n` calls: a ring of marks and running totals. Every change
+/// to a slot (a call, a reset) applies its difference to the totals, so
+/// the totals always come back to the sum of the slots; a thread paused
+/// between its slot and its totals leaves them off by one for a moment
+/// (signed, and read clamped to `0..=n`), never wrapped.
 #[derive(Debug)]
 pub(crate) struct CountWindow {
     slots: Box<[AtomicU8]>,
     next: AtomicU64,
-    calls: AtomicU32,
-    failures: AtomicU32,
-    slow: AtomicU32,
+    calls: AtomicI64,
+    failures: AtomicI64,
+    slow: AtomicI64,
 }
 
 impl CountWindow {
@@ -39,47 +43,44 @@ impl CountWindow {
         Self {
             slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
             next: AtomicU64::new(0),
-            calls: AtomicU32::new(0),
-            failures: AtomicU32::new(0),
-            slow: AtomicU32::new(0),
+            calls: AtomicI64::new(0),
+            failures: AtomicI64::new(0),
+            slow: AtomicI64::new(0),
+        }
+    }
+
+    /// Applies a slot's change from `old` to `new` bits to the totals.
+    fn moved(&self, old: u8, new: u8) {
+        for (counter, bit) in [(&self.calls, 1), (&self.failures, 2), (&self.slow, 4)] {
+            let delta = i64::from(new & bit != 0) - i64::from(old & bit != 0);
+            if delta != 0 {
+                counter.fetch_add(delta, Relaxed);
+            }
         }
     }
 
     fn record(&self, mark: Mark) {
         let at = self.next.fetch_add(1, Relaxed) % self.slots.len() as u64;
-        let old = self.slots[at as usize].swap(mark.bits(), Relaxed);
         // The slot's old call leaves the window as the new one enters.
-        if old & 1 == 0 {
-            self.calls.fetch_add(1, Relaxed);
-        }
-        let moved = |counter: &AtomicU32, was: bool, is: bool| match (was, is) {
-            (false, true) => {
-                counter.fetch_add(1, Relaxed);
-            }
-            (true, false) => {
-                counter.fetch_sub(1, Relaxed);
-            }
-            _ => {}
-        };
-        moved(&self.failures, old & 2 != 0, mark.failure);
-        moved(&self.slow, old & 4 != 0, mark.slow);
+        let old = self.slots[at as usize].swap(mark.bits(), Relaxed);
+        self.moved(old, mark.bits());
     }
 
     fn totals(&self) -> Totals {
+        let n = self.slots.len() as i64;
+        let read = |c: &AtomicI64| u32::try_from(c.load(Relaxed).clamp(0, n)).unwrap_or(0);
         Totals {
-            calls: self.calls.load(Relaxed),
-            failures: self.failures.load(Relaxed),
-            slow: self.slow.load(Relaxed),
+            calls: read(&self.calls),
+            failures: read(&self.failures),
+            slow: read(&self.slow),
         }
     }
 
     fn reset(&self) {
         for slot in self.slots.iter() {
-            slot.store(0, Relaxed);
+            let old = slot.swap(0, Relaxed);
+            self.moved(old, 0);
         }
-        self.calls.store(0, Relaxed);
-        self.failures.store(0, Relaxed);
-        self.slow.store(0, Relaxed);
     }
 }
 
@@ -119,7 +120,9 @@ impl TimeWindow {
         let epoch = now_nanos / self.bucket_nanos + 1;
         let bucket = &self.buckets[(epoch % BUCKETS) as usize];
         let seen = bucket.epoch.load(Relaxed);
-        if seen != epoch
+        // Only forward: a call delayed past a whole window does not wipe
+        // the bucket of the present.
+        if seen < epoch
             && bucket
                 .epoch
                 .compare_exchange(seen, epoch, Relaxed, Relaxed)
@@ -233,6 +236,23 @@ mod tests {
         );
         w.reset();
         assert_eq!(w.totals(0), Totals::default());
+    }
+
+    #[test]
+    fn totals_follow_the_slots_whatever_order_changes_land_in() {
+        let w = CountWindow::new(3);
+        // A call's slot lands, a reset sweeps it, then its totals land:
+        // the totals come back to the slots (none), not one off.
+        let old = w.slots[0].swap(FAIL.bits(), Relaxed);
+        let swept = w.slots[0].swap(0, Relaxed);
+        w.moved(swept, 0);
+        w.moved(old, FAIL.bits());
+        assert_eq!(w.totals(), Totals::default(), "clamped while off");
+        assert_eq!(w.failures.load(Relaxed), 0);
+        assert_eq!(w.calls.load(Relaxed), 0);
+        // Negative for a moment reads as 0, never as a wrapped huge count.
+        w.failures.fetch_sub(1, Relaxed);
+        assert_eq!(w.totals().failures, 0);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 pub use governor::Quota;
@@ -16,6 +17,17 @@ use plimsoll_core::Tenant;
 use crate::metrics::ResilienceMetrics;
 
 pub(crate) mod layer;
+
+/// Marks the cleanup task stopped when dropped.
+struct Running(Weak<Inner>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.cleaner.store(false, Ordering::Release);
+        }
+    }
+}
 
 /// governor on tokio's clock, so `tokio::time::pause()` drives it in tests
 /// (outside a paused runtime it is the monotonic clock).
@@ -51,9 +63,15 @@ impl LimitKey {
     }
 }
 
+/// Tenants and raw keys never meet: a client sending the API key `acme`
+/// does not share tenant `acme`'s state or quota.
 impl PartialEq for LimitKey {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        match (self, other) {
+            (LimitKey::Tenant(a), LimitKey::Tenant(b)) => a == b,
+            (LimitKey::Raw(a), LimitKey::Raw(b)) => a == b,
+            _ => false,
+        }
     }
 }
 
@@ -61,6 +79,7 @@ impl Eq for LimitKey {}
 
 impl std::hash::Hash for LimitKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        matches!(self, LimitKey::Raw(_)).hash(state);
         self.as_str().hash(state);
     }
 }
@@ -179,7 +198,7 @@ impl LimiterBuilder {
                     overrides: HashMap::new(),
                 })),
                 cleanup: self.cleanup,
-                cleaner: OnceLock::new(),
+                cleaner: AtomicBool::new(false),
                 metrics: self.metrics,
             }),
         })
@@ -212,8 +231,9 @@ pub(crate) struct Inner {
     /// Read at every check; replaced whole when a quota changes.
     tiers: RwLock<Arc<Tiers>>,
     cleanup: Duration,
-    /// The cleanup task, started with the first check made in a runtime.
-    cleaner: OnceLock<()>,
+    /// Whether the cleanup task runs: started by the first check made in a
+    /// runtime, and again if that runtime shut down.
+    cleaner: AtomicBool,
     pub(crate) metrics: ResilienceMetrics,
 }
 
@@ -362,29 +382,40 @@ impl RateLimiter {
         keys
     }
 
-    /// Starts the cleanup task on the current runtime, once; it ends when
-    /// the limiter is dropped.
+    /// Starts the cleanup task on the current runtime unless it runs; it
+    /// ends when the limiter is dropped, and is started again by the next
+    /// check if its runtime shut down.
     fn start_cleaner(&self) {
-        if self.inner.cleaner.get().is_some() {
+        if self.inner.cleaner.load(Ordering::Relaxed) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        self.inner.cleaner.get_or_init(|| {
-            let limiter: Weak<Inner> = Arc::downgrade(&self.inner);
-            let every = self.inner.cleanup;
-            runtime.spawn(async move {
-                let mut ticks = tokio::time::interval(every);
+        if self
+            .inner
+            .cleaner
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let limiter: Weak<Inner> = Arc::downgrade(&self.inner);
+        let every = self.inner.cleanup;
+        // Dropped with the task, polled or not (its runtime shut down, or
+        // the limiter is gone): the next check starts another.
+        let running = Running(limiter.clone());
+        runtime.spawn(async move {
+            let _running = running;
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
+            loop {
                 ticks.tick().await;
-                loop {
-                    ticks.tick().await;
-                    match limiter.upgrade() {
-                        Some(inner) => RateLimiter { inner }.clean(),
-                        None => return,
-                    }
+                match limiter.upgrade() {
+                    Some(inner) => RateLimiter { inner }.clean(),
+                    None => return,
                 }
-            });
+            }
         });
     }
 }
