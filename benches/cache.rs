@@ -12,7 +12,6 @@ mod harness;
 use std::hint::black_box;
 
 use criterion::Criterion;
-use plimsoll::Telemetry;
 use plimsoll::cache::{CacheMetrics, MokaCache};
 use plimsoll::scope::Scope;
 
@@ -20,14 +19,8 @@ const ENTRIES: u64 = 10_000;
 const GETS: u64 = 1_000;
 
 fn hits(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let telemetry = Telemetry::builder()
-        .with_process_metrics(false)
-        .build()
-        .unwrap();
+    let rt = harness::runtime();
+    let telemetry = harness::telemetry();
     let caches = CacheMetrics::new(&telemetry).unwrap();
     let (bare, instrumented) = rt.block_on(async {
         let bare = moka::future::Cache::builder().max_capacity(ENTRIES).build();

@@ -15,7 +15,6 @@ use std::time::Duration;
 mod support;
 
 use criterion::Criterion;
-use plimsoll::Telemetry;
 use plimsoll::redis::RedisMetrics;
 use plimsoll::scope::Scope;
 use redis::AsyncCommands;
@@ -25,14 +24,8 @@ const GETS: usize = 100;
 fn gets(c: &mut Criterion) {
     let server = support::redis_server().expect("redis-server (scripts/install-services.sh)");
     let port = server.port;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let telemetry = Telemetry::builder()
-        .with_process_metrics(false)
-        .build()
-        .unwrap();
+    let rt = harness::runtime();
+    let telemetry = harness::telemetry();
     let metrics = RedisMetrics::new(&telemetry).unwrap();
     let (mut bare, mut wrapped) = rt.block_on(async {
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();

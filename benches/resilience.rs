@@ -18,7 +18,6 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use criterion::Criterion;
-use plimsoll::Telemetry;
 use plimsoll::resilience::{Quota, ResilienceMetrics};
 use plimsoll::scope::Scope;
 use tower::{Layer, Service, service_fn};
@@ -38,10 +37,7 @@ fn now<F: Future>(future: F) -> F::Output {
 }
 
 fn happy_paths(c: &mut Criterion) {
-    let telemetry = Telemetry::builder()
-        .with_process_metrics(false)
-        .build()
-        .unwrap();
+    let telemetry = harness::telemetry();
     let metrics = ResilienceMetrics::new(&telemetry).unwrap();
     let acme = telemetry.tenant("acme");
     let scope = Scope::new(acme.clone());

@@ -9,7 +9,6 @@ mod harness;
 use std::hint::black_box;
 
 use criterion::Criterion;
-use plimsoll::Telemetry;
 use plimsoll::scope::Scope;
 use plimsoll::sqlx::{MeteredPool, SqlxMetrics};
 use sqlx::sqlite::SqlitePoolOptions;
@@ -33,14 +32,8 @@ async fn metered(db: &MeteredPool<Sqlite>) {
 }
 
 fn selects(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let telemetry = Telemetry::builder()
-        .with_process_metrics(false)
-        .build()
-        .unwrap();
+    let rt = harness::runtime();
+    let telemetry = harness::telemetry();
     let metrics = SqlxMetrics::new(&telemetry).unwrap();
     let pool = rt.block_on(async {
         let pool = SqlitePoolOptions::new()

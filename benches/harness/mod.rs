@@ -22,3 +22,21 @@ macro_rules! bench_main {
 }
 
 pub(crate) use bench_main;
+
+/// A current-thread runtime with I/O and time, for benches that await.
+#[allow(dead_code)]
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime")
+}
+
+/// A telemetry without process metrics (nothing but what the bench records).
+#[allow(dead_code)]
+pub(crate) fn telemetry() -> plimsoll::Telemetry {
+    plimsoll::Telemetry::builder()
+        .with_process_metrics(false)
+        .build()
+        .expect("default settings are valid")
+}
