@@ -407,9 +407,32 @@ pub(crate) async fn app_with(
     if std::env::var("PLIMSOLL_RED").as_deref() != Ok("off") {
         app = app.layer(red);
     }
+    // The orders API's SLOs, live in /metrics (the rules for Prometheus
+    // come from the same declarations: see docs/slo.md).
+    plimsoll::slo::LiveSlos::register(telemetry, &order_slos()).expect("SLO gauges register");
     Ok(app
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state))
+}
+
+/// The orders API's SLOs: 99.9% of requests succeed, 99% finish within
+/// 250 ms, over 30 days.
+pub(crate) fn order_slos() -> Vec<plimsoll::slo::Slo> {
+    use plimsoll::slo::{Slo, Source};
+    vec![
+        Slo::availability("orders-availability", Source::Http)
+            .service("orders-api")
+            .matching("route", "/api/v1/orders")
+            .objective(99.9)
+            .build()
+            .expect("a valid SLO"),
+        Slo::latency("orders-latency", Source::Http, Duration::from_millis(250))
+            .service("orders-api")
+            .matching("route", "/api/v1/orders")
+            .objective(99.0)
+            .build()
+            .expect("a valid SLO"),
+    ]
 }
 
 #[tokio::main]

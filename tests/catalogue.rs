@@ -37,6 +37,8 @@ fn docs_catalogue_tables_are_the_declarations() {
             plimsoll::resilience::families::ALL,
             naming,
         );
+        #[cfg(feature = "slo")]
+        check(&doc, "SLO", plimsoll::slo::live::LIVE_FAMILIES, naming);
         #[cfg(feature = "sqlx")]
         check(&doc, "sqlx", plimsoll::sqlx::families::ALL, naming);
     }

@@ -84,6 +84,10 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
         r#"db_queries_per_request_count{tenant_id="acme",route="/api/v1/orders/{id}",environment="test"} 2"#,
         r#"db_queries_per_request_sum{tenant_id="acme",route="/api/v1/orders/{id}",environment="test"} 1"#,
         r#"db_connection_pool_size{tenant_id="__system__",state="max",database="orders",environment="test"} 1"#,
+        // One POST and one list, both fine: fully compliant, nothing burnt.
+        r#"slo_compliance_percentage{tenant_id="__system__",slo_name="orders-availability",service="orders-api",window="5m",environment="test"} 100"#,
+        r#"slo_burn_rate{tenant_id="__system__",slo_name="orders-availability",service="orders-api",window="1h",environment="test"} 0"#,
+        r#"error_budget_remaining_percentage{tenant_id="__system__",slo_name="orders-availability",service="orders-api",environment="test"} 100"#,
     ] {
         assert!(text.contains(line), "{line}\n{text}");
     }

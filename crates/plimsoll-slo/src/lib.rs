@@ -54,9 +54,11 @@
 //! Write them as a rules file ([`rules_file`]) or a Kubernetes
 //! `PrometheusRule` ([`prometheus_rule`]).
 
+pub mod live;
 mod rules;
 mod spec;
 
+pub use live::{LiveError, LiveSlos};
 pub use rules::{
     BURN_WINDOWS, BurnWindow, Group, Rule, ServiceAlerts, WINDOWS, all_groups, burn_factor,
     prometheus_rule, rates, ratio_name, rules_file, slo_groups,
