@@ -216,9 +216,9 @@ impl fmt::Debug for LiveSlos {
 /// A PromQL-style window label for a duration (`5m`, `1h`, `30d`).
 fn window_label(window: Duration) -> String {
     let s = window.as_secs();
-    if s % 86_400 == 0 {
+    if s.is_multiple_of(86_400) {
         format!("{}d", s / 86_400)
-    } else if s % 3_600 == 0 {
+    } else if s.is_multiple_of(3_600) {
         format!("{}h", s / 3_600)
     } else {
         format!("{}m", s / 60)
