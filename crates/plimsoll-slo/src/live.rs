@@ -225,18 +225,6 @@ fn window_label(window: Duration) -> String {
     }
 }
 
-fn parse_window(window: &str) -> Duration {
-    let (n, unit) = window.split_at(window.len() - 1);
-    let n: u64 = n.parse().unwrap_or(0);
-    Duration::from_secs(
-        n * match unit {
-            "m" => 60,
-            "h" => 3_600,
-            _ => 86_400,
-        },
-    )
-}
-
 /// Whether a series of the requests families is selected by the SLO.
 fn selected<L>(
     slo: &Slo,
@@ -363,7 +351,7 @@ impl LiveSlos {
             };
             let mut windows: Vec<(Arc<str>, Duration, bool)> = WINDOWS
                 .iter()
-                .map(|w| (Arc::from(*w), parse_window(w), false))
+                .map(|w| (Arc::from(*w), crate::rules::window_duration(w), false))
                 .filter(|(_, d, _)| *d < t.window)
                 .collect();
             windows.push((t.window_label.clone(), t.window, true));

@@ -58,22 +58,25 @@ pub const BURN_WINDOWS: &[BurnWindow] = &[
 ];
 
 /// A PromQL duration in seconds.
-fn seconds(window: &str) -> f64 {
-    let (n, unit) = window.split_at(window.len() - 1);
-    let n: f64 = n.parse().expect("windows are written as <n><unit>");
-    n * match unit {
-        "m" => 60.0,
-        "h" => 3_600.0,
-        "d" => 86_400.0,
-        _ => 1.0,
-    }
+/// A window written as PromQL writes it (`5m`, `1h`, `3d`) as a duration.
+pub(crate) fn window_duration(window: &str) -> Duration {
+    let (n, unit) = window.split_at(window.len().saturating_sub(1));
+    let n: u64 = n.parse().unwrap_or(0);
+    Duration::from_secs(
+        n * match unit {
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            _ => 1,
+        },
+    )
 }
 
 /// The burn factor of `burn` for an SLO window: how many times faster than
 /// "exactly the whole budget over the window" the budget burns.
 /// For 30 days: 14.4, 6, 3, 1.
 pub fn burn_factor(burn: &BurnWindow, slo_window: Duration) -> f64 {
-    burn.budget_share * slo_window.as_secs_f64() / seconds(burn.long)
+    burn.budget_share * slo_window.as_secs_f64() / window_duration(burn.long).as_secs_f64()
 }
 
 /// `x` without the binary noise of its last digits (1 − 0.999 is
