@@ -254,3 +254,138 @@ pub fn postgres_server() -> Option<PostgresServer> {
     );
     Some(server)
 }
+
+/// A throwaway Prometheus server on a free loopback port, scraping
+/// `targets` every second (and evaluating `rules` every second), with
+/// exemplar storage on; killed and its data removed on drop.
+pub struct PrometheusServer {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    /// Its port.
+    pub port: u16,
+}
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Percent-encodes a query-string value.
+pub fn url_encode(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A plain HTTP/1.1 GET over loopback; the body of the answer.
+pub fn http_get(port: u16, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(|e| e.to_string())?;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // Chunked answers: keep the JSON between the chunk sizes.
+    if answer
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body.as_str();
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if size == 0 || tail.len() < size {
+                break;
+            }
+            out.push_str(&tail[..size]);
+            rest = tail[size..].trim_start_matches("\r\n");
+        }
+        return Ok(out);
+    }
+    Ok(body)
+}
+
+impl PrometheusServer {
+    /// Runs an instant query; the JSON answer.
+    pub fn query(&self, expr: &str) -> Result<String, String> {
+        http_get(
+            self.port,
+            &format!("/api/v1/query?query={}", url_encode(expr)),
+        )
+    }
+}
+
+/// Starts Prometheus; `None` (after one line saying so) when it is missing
+/// and services are not required.
+pub fn prometheus_server(targets: &[String], rules: Option<&str>) -> Option<PrometheusServer> {
+    if !available("prometheus", &["--version"]) {
+        return None;
+    }
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "plimsoll-prom-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create Prometheus' directory");
+    let rule_files = match rules {
+        Some(rules) => {
+            std::fs::write(dir.join("rules.yml"), rules).expect("write rules");
+            "rule_files: [rules.yml]\n"
+        }
+        None => "",
+    };
+    let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{rule_files}scrape_configs:\n  - job_name: test\n    static_configs:\n      - targets: [{}]\n",
+        targets.join(", ")
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).expect("write config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg("--enable-feature=exemplar-storage")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn prometheus");
+    let server = PrometheusServer { child, dir, port };
+    for _ in 0..300 {
+        if http_get(port, "/-/ready").is_ok_and(|b| b.contains("Ready")) {
+            return Some(server);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("prometheus did not become ready on {port}");
+}

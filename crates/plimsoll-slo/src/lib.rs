@@ -53,11 +53,21 @@
 //!
 //! Write them as a rules file ([`rules_file`]) or a Kubernetes
 //! `PrometheusRule` ([`prometheus_rule`]).
+//!
+//! # Dashboards and live gauges
+//!
+//! [`dashboard`] writes a Grafana dashboard (RED by route, a per-tenant
+//! breakdown with a `tenant` variable, each SLO's compliance, budget and
+//! burn rate, the data layer, the breakers and limits) whose datasource is
+//! a variable. [`LiveSlos`] computes compliance, burn rates and the budget
+//! in the process, at scrape time ([`live`]).
 
+mod dashboard;
 pub mod live;
 mod rules;
 mod spec;
 
+pub use dashboard::{DATASOURCE, PanelQuery, dashboard, dashboard_queries};
 pub use live::{LiveError, LiveSlos};
 pub use rules::{
     BURN_WINDOWS, BurnWindow, Group, Rule, ServiceAlerts, WINDOWS, all_groups, burn_factor,
