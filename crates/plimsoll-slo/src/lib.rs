@@ -63,11 +63,15 @@
 //! in the process, at scrape time ([`live`]).
 
 mod dashboard;
+#[cfg(feature = "cli")]
+mod file;
 pub mod live;
 mod rules;
 mod spec;
 
 pub use dashboard::{DATASOURCE, PanelQuery, dashboard, dashboard_queries};
+#[cfg(feature = "cli")]
+pub use file::{FileError, parse_file};
 pub use live::{LiveError, LiveSlos};
 pub use rules::{
     BURN_WINDOWS, BurnWindow, Group, Rule, ServiceAlerts, WINDOWS, all_groups, burn_factor,

@@ -1,0 +1,288 @@
+//! SLO files in YAML: plimsoll's own format, and Sloth's `prometheus/v1`
+//! (so teams can move over). Errors name the field, down to the SLO.
+//!
+//! ```yaml
+//! version: plimsoll/v1
+//! service: orders-api
+//! slos:
+//!   - name: orders-availability
+//!     objective: 99.9          # percent
+//!     window: 30d              # whole days; default 30d
+//!     sli:
+//!       availability: { source: http }
+//!     selector: { route: /api/v1/orders }
+//!   - name: orders-latency
+//!     objective: 99
+//!     sli:
+//!       latency: { source: http, threshold: 0.25 }   # seconds, a bucket boundary
+//!     per_tenant: true
+//!     runbook: https://runbooks.example/orders
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::spec::{Slo, SloBuilder, SloError, Source};
+
+/// A SLO file that could not be read; the message names the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// Not YAML, or not the expected shape.
+    #[error("{0}")]
+    Syntax(String),
+    /// A `version` this reader does not know.
+    #[error("version: {0:?} is neither plimsoll/v1 nor prometheus/v1 (Sloth)")]
+    Version(String),
+    /// A field with a value that cannot be.
+    #[error("{field}: {reason}")]
+    Field {
+        /// Where, e.g. `slos[1].window`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An SLO that fails its checks.
+    #[error("slos[{index}] ({name}).{error}")]
+    Slo {
+        /// Its position in the file.
+        index: usize,
+        /// Its name.
+        name: String,
+        /// What is wrong (the message names the field).
+        error: SloError,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlimsollFile {
+    #[allow(dead_code)]
+    version: String,
+    service: String,
+    slos: Vec<PlimsollSlo>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlimsollSlo {
+    name: String,
+    objective: f64,
+    #[serde(default)]
+    window: Option<String>,
+    sli: PlimsollSli,
+    #[serde(default)]
+    selector: BTreeMap<String, String>,
+    #[serde(default)]
+    per_tenant: bool,
+    #[serde(default)]
+    runbook: Option<String>,
+    #[serde(default)]
+    dashboard: Option<String>,
+    #[serde(default)]
+    absent_alert: bool,
+    #[serde(default)]
+    buckets: Option<Vec<f64>>,
+}
+
+/// `sli:` holds exactly one of these (a map, as YAML writes it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlimsollSli {
+    #[serde(default)]
+    availability: Option<Availability>,
+    #[serde(default)]
+    latency: Option<Latency>,
+    #[serde(default)]
+    custom: Option<Custom>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Availability {
+    source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Latency {
+    source: String,
+    threshold: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Custom {
+    errors: String,
+    total: String,
+}
+
+#[derive(Deserialize)]
+struct SlothFile {
+    service: String,
+    slos: Vec<SlothSlo>,
+}
+
+#[derive(Deserialize)]
+struct SlothSlo {
+    name: String,
+    objective: f64,
+    sli: SlothSli,
+}
+
+#[derive(Deserialize)]
+struct SlothSli {
+    #[serde(default)]
+    events: Option<SlothEvents>,
+}
+
+#[derive(Deserialize)]
+struct SlothEvents {
+    error_query: String,
+    total_query: String,
+}
+
+#[derive(Deserialize)]
+struct Versioned {
+    version: String,
+}
+
+fn syntax(e: serde_norway::Error) -> FileError {
+    FileError::Syntax(e.to_string())
+}
+
+fn window(field: String, text: &str) -> Result<Duration, FileError> {
+    let days = text
+        .strip_suffix('d')
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| FileError::Field {
+            field,
+            reason: format!("{text:?} is not a number of days like 30d"),
+        })?;
+    Ok(Duration::from_secs(days * 86_400))
+}
+
+fn source(field: String, text: &str) -> Result<Source, FileError> {
+    match text {
+        "http" => Ok(Source::Http),
+        "grpc" => Ok(Source::Grpc),
+        other => Err(FileError::Field {
+            field,
+            reason: format!("{other:?} is neither http nor grpc"),
+        }),
+    }
+}
+
+fn built(index: usize, name: &str, builder: SloBuilder) -> Result<Slo, FileError> {
+    builder.build().map_err(|error| FileError::Slo {
+        index,
+        name: name.to_string(),
+        error,
+    })
+}
+
+/// Reads an SLO file (plimsoll's format, or Sloth's `prometheus/v1`) and
+/// checks every SLO in it.
+pub fn parse_file(text: &str) -> Result<Vec<Slo>, FileError> {
+    let versioned: Versioned = serde_norway::from_str(text).map_err(syntax)?;
+    match versioned.version.as_str() {
+        "plimsoll/v1" => parse_plimsoll(text),
+        "prometheus/v1" => parse_sloth(text),
+        other => Err(FileError::Version(other.to_string())),
+    }
+}
+
+fn parse_plimsoll(text: &str) -> Result<Vec<Slo>, FileError> {
+    let file: PlimsollFile = serde_norway::from_str(text).map_err(syntax)?;
+    let mut slos = Vec::new();
+    for (i, slo) in file.slos.iter().enumerate() {
+        let at = |field: &str| format!("slos[{i}].{field}");
+        let sli = &slo.sli;
+        let kinds = [
+            sli.availability.is_some(),
+            sli.latency.is_some(),
+            sli.custom.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            return Err(FileError::Field {
+                field: at("sli"),
+                reason: "must hold exactly one of availability, latency, custom".into(),
+            });
+        }
+        let mut builder = match (&sli.availability, &sli.latency, &sli.custom) {
+            (Some(Availability { source: s }), _, _) => {
+                Slo::availability(&slo.name, source(at("sli.availability.source"), s)?)
+            }
+            (
+                _,
+                Some(Latency {
+                    source: s,
+                    threshold,
+                }),
+                _,
+            ) => {
+                if !(threshold.is_finite() && *threshold > 0.0) {
+                    return Err(FileError::Field {
+                        field: at("sli.latency.threshold"),
+                        reason: format!("must be a positive number of seconds, got {threshold}"),
+                    });
+                }
+                Slo::latency(
+                    &slo.name,
+                    source(at("sli.latency.source"), s)?,
+                    Duration::from_secs_f64(*threshold),
+                )
+            }
+            (_, _, Some(Custom { errors, total })) => Slo::custom(&slo.name, errors, total),
+            _ => unreachable!("exactly one kind, checked above"),
+        }
+        .service(&file.service)
+        .objective(slo.objective);
+        if let Some(w) = &slo.window {
+            builder = builder.window(window(at("window"), w)?);
+        }
+        for (label, value) in &slo.selector {
+            builder = builder.matching(label, value);
+        }
+        if slo.per_tenant {
+            builder = builder.per_tenant();
+        }
+        if let Some(url) = &slo.runbook {
+            builder = builder.runbook(url);
+        }
+        if let Some(url) = &slo.dashboard {
+            builder = builder.dashboard(url);
+        }
+        if slo.absent_alert {
+            builder = builder.absent_alert();
+        }
+        if let Some(buckets) = &slo.buckets {
+            builder = builder.buckets(buckets);
+        }
+        slos.push(built(i, &slo.name, builder)?);
+    }
+    Ok(slos)
+}
+
+fn parse_sloth(text: &str) -> Result<Vec<Slo>, FileError> {
+    let file: SlothFile = serde_norway::from_str(text).map_err(syntax)?;
+    let mut slos = Vec::new();
+    for (i, slo) in file.slos.iter().enumerate() {
+        let Some(events) = &slo.sli.events else {
+            return Err(FileError::Field {
+                field: format!("slos[{i}].sli"),
+                reason: "only event SLIs (error_query, total_query) are read; raw and plugin SLIs are not".into(),
+            });
+        };
+        let errors = events.error_query.replace("{{.window}}", "$window");
+        let total = events.total_query.replace("{{.window}}", "$window");
+        let builder = Slo::custom(&slo.name, &errors, &total)
+            .service(&file.service)
+            .objective(slo.objective);
+        slos.push(built(i, &slo.name, builder)?);
+    }
+    Ok(slos)
+}
