@@ -112,10 +112,14 @@ struct Latency {
     threshold: f64,
 }
 
+/// `errors` or `good`, with `total`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Custom {
-    errors: String,
+    #[serde(default)]
+    errors: Option<String>,
+    #[serde(default)]
+    good: Option<String>,
     total: String,
 }
 
@@ -236,7 +240,16 @@ fn parse_plimsoll(text: &str) -> Result<Vec<Slo>, FileError> {
                     Duration::from_secs_f64(*threshold),
                 )
             }
-            (_, _, Some(Custom { errors, total })) => Slo::custom(&slo.name, errors, total),
+            (_, _, Some(custom)) => match (&custom.errors, &custom.good) {
+                (Some(errors), None) => Slo::custom(&slo.name, errors, &custom.total),
+                (None, Some(good)) => Slo::custom_good(&slo.name, good, &custom.total),
+                _ => {
+                    return Err(FileError::Field {
+                        field: at("sli.custom"),
+                        reason: "must hold either errors or good, with total".into(),
+                    });
+                }
+            },
             _ => unreachable!("exactly one kind, checked above"),
         }
         .service(&file.service)

@@ -446,7 +446,7 @@ fn reader(telemetry: &Telemetry, slo: &Slo) -> Result<Option<Read>, LiveError> {
                 (all.count().saturating_sub(good), all.count())
             })
         }
-        Sli::Custom { .. } => return Ok(None),
+        Sli::Custom { .. } | Sli::CustomGood { .. } => return Ok(None),
     }))
 }
 

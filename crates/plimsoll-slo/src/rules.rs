@@ -177,6 +177,13 @@ pub fn rates(slo: &Slo, window: &str) -> (String, String) {
             format!("({})", errors.replace("$window", window)),
             format!("({})", total.replace("$window", window)),
         ),
+        Sli::CustomGood { good, total } => {
+            let total = format!("({})", total.replace("$window", window));
+            (
+                format!("({total} - ({}))", good.replace("$window", window)),
+                total,
+            )
+        }
     }
 }
 
@@ -307,7 +314,7 @@ pub fn slo_groups(slo: &Slo) -> Vec<Group> {
         let family = match &slo.sli {
             Sli::Availability { source } => Some(source.requests().name().to_string()),
             Sli::Latency { source, .. } => Some(format!("{}_count", source.durations().name())),
-            Sli::Custom { .. } => None,
+            Sli::Custom { .. } | Sli::CustomGood { .. } => None,
         };
         if let Some(family) = family {
             let mut alert_labels = labels.clone();

@@ -61,6 +61,13 @@ pub enum Sli {
         /// All events per second over `$window`.
         total: String,
     },
+    /// Your own PromQL as good and total events, each with `$window`.
+    CustomGood {
+        /// Good events per second over `$window`.
+        good: String,
+        /// All events per second over `$window`.
+        total: String,
+    },
 }
 
 /// An invalid SLO; the message names the field.
@@ -109,7 +116,7 @@ pub enum SloError {
     /// A custom SLI expression without `$window`.
     #[error("sli.{field}: the expression must contain $window where the range goes")]
     NoWindow {
-        /// `errors` or `total`.
+        /// `errors`, `good` or `total`.
         field: &'static str,
     },
     /// A label value with a character that cannot go into a selector.
@@ -158,6 +165,17 @@ impl Slo {
             name,
             Sli::Custom {
                 errors: errors.into(),
+                total: total.into(),
+            },
+        )
+    }
+
+    /// An SLO over your own PromQL rates of good and of all events.
+    pub fn custom_good(name: &str, good: &str, total: &str) -> SloBuilder {
+        SloBuilder::new(
+            name,
+            Sli::CustomGood {
+                good: good.into(),
                 total: total.into(),
             },
         )
@@ -324,11 +342,11 @@ impl SloBuilder {
                 Some(source.durations())
             }
             Sli::Custom { errors, total } => {
-                for (field, expr) in [("errors", errors), ("total", total)] {
-                    if !expr.contains("$window") {
-                        return Err(SloError::NoWindow { field });
-                    }
-                }
+                has_window(&[("errors", errors), ("total", total)])?;
+                None
+            }
+            Sli::CustomGood { good, total } => {
+                has_window(&[("good", good), ("total", total)])?;
                 None
             }
         };
@@ -353,6 +371,15 @@ impl SloBuilder {
         }
         Ok(slo)
     }
+}
+
+fn has_window(exprs: &[(&'static str, &String)]) -> Result<(), SloError> {
+    for (field, expr) in exprs {
+        if !expr.contains("$window") {
+            return Err(SloError::NoWindow { field });
+        }
+    }
+    Ok(())
 }
 
 fn check_bucket(threshold: f64, family: &FamilyDecl, buckets: &[f64]) -> Result<(), SloError> {

@@ -153,6 +153,29 @@ fn errors_name_the_field_and_exit_codes_say_what_failed() {
         "{}",
         stderr(&out)
     );
+    let family = temp(
+        "family.yaml",
+        "version: plimsoll/v1\nservice: s\nslos:\n  - name: f\n    objective: 99\n    sli: { availability: { source: kafka } }\n",
+    );
+    let out = plimsoll(&["check", family.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains("slos[0].sli.availability.source: \"kafka\" is neither http nor grpc"),
+        "{}",
+        stderr(&out)
+    );
+    let label = temp(
+        "label.yaml",
+        "version: plimsoll/v1\nservice: s\nslos:\n  - name: l\n    objective: 99\n    sli: { availability: { source: http } }\n    selector: { path: /x }\n",
+    );
+    let out = plimsoll(&["check", label.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("slos[0] (l).selector: http_requests_total has no label \"path\""),
+        "{}",
+        stderr(&out)
+    );
     let version = temp("version.yaml", "version: v9\nservice: s\nslos: []\n");
     let out = plimsoll(&["check", version.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));

@@ -168,6 +168,34 @@ fn burn_rate_alerts_fire_exactly_past_their_thresholds() {
         &expect(TICKET, "ticket"),
         "",
     );
+    // After 5 hours clean, an hour at 1.4%: just under 14.4 × 0.1% over
+    // 1 h, and the 6 h ratio (0.23%) under 6×: no page.
+    tests += &case(
+        "0+1000x300 300000+986x70",
+        "0+0x300 0+14x70",
+        "360m",
+        &expect(TICKET, "ticket"),
+        "",
+    );
+    // The same at 1.5%: past 14.4× over 1 h and 5 m: page (the 6 h pair
+    // stays under).
+    tests += &case(
+        "0+1000x300 300000+985x70",
+        "0+0x300 0+15x70",
+        "360m",
+        &format!("{}{}", expect(PAGE, "page"), expect(TICKET, "ticket")),
+        "",
+    );
+    // Tickets: 0.09% for 7 hours is under 1 × 0.1% over 3 d: silent;
+    // 0.11% is over it (and over nothing else): ticket.
+    tests += &case("0+99910x430", "0+90x430", "420m", "", "");
+    tests += &case(
+        "0+99890x430",
+        "0+110x430",
+        "420m",
+        &expect(TICKET, "ticket"),
+        "",
+    );
     // No traffic: no alert, and a whole budget left (not NaN).
     tests += &case(
         "5+0x80",

@@ -83,3 +83,18 @@ fn every_validation_error_names_its_field() {
         .unwrap();
     assert_eq!(ok.to_string(), "orders (orders): 99.9% over 30 days");
 }
+
+#[test]
+fn a_custom_sli_can_count_good_events() {
+    let slo = Slo::custom_good("c", "sum(rate(ok[$window]))", "sum(rate(all[$window]))")
+        .service("x")
+        .build()
+        .unwrap();
+    let (bad, total) = plimsoll_slo::rates(&slo, "5m");
+    assert_eq!(total, "(sum(rate(all[5m])))");
+    assert_eq!(bad, "((sum(rate(all[5m]))) - (sum(rate(ok[5m]))))");
+    assert_eq!(
+        err(Slo::custom_good("c", "sum(rate(ok[5m]))", "sum(rate(all[$window]))").service("x")),
+        "sli.good: the expression must contain $window where the range goes"
+    );
+}
