@@ -98,6 +98,28 @@ pub fn openmetrics_check(body: &str) -> Result<usize, String> {
     }
 }
 
+/// A free loopback port (free when asked; the server binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh, empty directory for one server of this test process.
+pub fn scratch_dir(kind: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "plimsoll-{kind}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
 /// A throwaway `redis-server` on a free loopback port, killed on drop.
 pub struct RedisServer {
     child: std::process::Child,
@@ -118,11 +140,7 @@ pub fn redis_server() -> Option<RedisServer> {
     if !available("redis-server", &["--version"]) {
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new("redis-server")
         .args([
             "--port",
@@ -199,25 +217,14 @@ pub fn postgres_server() -> Option<PostgresServer> {
     if !available("initdb", &["--version"]) || !available("pg_ctl", &["--version"]) {
         return None;
     }
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "plimsoll-pg-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the cluster's directory");
+    let dir = scratch_dir("pg");
     // The postgres user owns the cluster when we run as root.
     let _ = Command::new("chown")
         .args(["postgres:postgres"])
         .arg(&dir)
         .stderr(Stdio::null())
         .status();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let server = PostgresServer {
         dir: dir.clone(),
         port,
@@ -339,14 +346,7 @@ pub fn prometheus_server(targets: &[String], rules: Option<&str>) -> Option<Prom
     if !available("prometheus", &["--version"]) {
         return None;
     }
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "plimsoll-prom-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create Prometheus' directory");
+    let dir = scratch_dir("prom");
     let rule_files = match rules {
         Some(rules) => {
             std::fs::write(dir.join("rules.yml"), rules).expect("write rules");
@@ -360,11 +360,7 @@ pub fn prometheus_server(targets: &[String], rules: Option<&str>) -> Option<Prom
         targets.join(", ")
     );
     std::fs::write(dir.join("prometheus.yml"), config).expect("write config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new("prometheus")
         .arg(format!(
             "--config.file={}",
