@@ -1,7 +1,8 @@
 //! The generated rules against `promtool`: `check rules` accepts them, and
-//! `test rules` drives synthetic series through each alert: it fires when
-//! the burn rate crosses its threshold over both windows, and stays silent
-//! just below, with no traffic, and when only the long window is high.
+//! the suites in `tests/promtool/` (`promtool test rules`) drive synthetic
+//! series through each alert: it fires when the burn rate crosses its
+//! threshold over both windows, and stays silent just below, with no
+//! traffic, and when only the long window is high.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -93,189 +94,32 @@ fn promtool_accepts_the_rules_file() {
     let _ = std::fs::remove_dir_all(&at);
 }
 
-const PAGE: &str = r#"{slo: orders-availability, service: orders, severity: page}"#;
-const TICKET: &str = r#"{slo: orders-availability, service: orders, severity: ticket}"#;
-
-fn annotations(severity: &str) -> String {
-    format!(
-        r#"{{summary: "orders-availability (orders) is burning its error budget too fast ({severity})", description: "Objective 99.9% over 30 days.", runbook_url: "https://runbooks.example/orders"}}"#
-    )
+/// Runs a suite of `tests/promtool/` against the rules generated now.
+fn suite(name: &str) {
+    if !promtool() {
+        return;
+    }
+    let at = dir(name);
+    let groups = all_groups(&slos(), &ServiceAlerts::default());
+    std::fs::write(at.join("rules.yml"), rules_file(&groups)).unwrap();
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/promtool")
+        .join(name);
+    std::fs::copy(&suite, at.join(name)).unwrap();
+    let (ok, out) = run(&["test", "rules", name], &at);
+    assert!(ok, "{name}:\n{out}");
+    let _ = std::fs::remove_dir_all(&at);
 }
 
-fn expect(labels: &str, severity: &str) -> String {
-    format!(
-        "          - exp_labels: {labels}\n            exp_annotations: {}\n",
-        annotations(severity)
-    )
-}
-
-/// A `promtool test rules` case: ok and 5xx counters rising by `ok` and
-/// `bad` per minute (values given as promtool's expanding notation).
-fn case(ok: &str, bad: &str, eval: &str, alerts: &str, extra: &str) -> String {
-    let alerts = if alerts.is_empty() {
-        "        exp_alerts: []\n".to_string()
-    } else {
-        format!("        exp_alerts:\n{alerts}")
-    };
-    format!(
-        r#"  - interval: 1m
-    input_series:
-      - series: 'http_requests_total{{route="/api/v1/orders",status_code="200"}}'
-        values: '{ok}'
-      - series: 'http_requests_total{{route="/api/v1/orders",status_code="500"}}'
-        values: '{bad}'
-    alert_rule_test:
-      - eval_time: {eval}
-        alertname: SloErrorBudgetBurn
-{alerts}{extra}"#
-    )
-}
-
+/// Availability: every threshold crossed and not, over both windows, and
+/// no traffic (see the comments in the suite).
 #[test]
 fn burn_rate_alerts_fire_exactly_past_their_thresholds() {
-    if !promtool() {
-        return;
-    }
-    let at = dir("test");
-    let groups = all_groups(&slos(), &ServiceAlerts::default());
-    std::fs::write(at.join("rules.yml"), rules_file(&groups)).unwrap();
-    let mut tests = String::from("rule_files: [rules.yml]\nevaluation_interval: 1m\ntests:\n");
-    // 1.5% errors for 70 minutes: past 14.4 × 0.1% over 1 h and 5 m (page)
-    // and past 3 × 0.1% (ticket).
-    tests += &case(
-        "0+985x80",
-        "0+15x80",
-        "70m",
-        &format!("{}{}", expect(PAGE, "page"), expect(TICKET, "ticket")),
-        "",
-    );
-    // 0.55%: under the lowest page threshold (6 × 0.1%), over the ticket's.
-    tests += &case("0+9945x80", "0+55x80", "70m", &expect(TICKET, "ticket"), "");
-    // 0.65% for 7 hours: past 6 × 0.1% over 6 h and 30 m: page.
-    tests += &case(
-        "0+9935x430",
-        "0+65x430",
-        "420m",
-        &format!("{}{}", expect(PAGE, "page"), expect(TICKET, "ticket")),
-        "",
-    );
-    // 1.5% for an hour, then none for 40 minutes: the long windows are still
-    // high, the short ones are not: no page (the ticket's 2 h window holds).
-    tests += &case(
-        "0+985x60 59100+1000x40",
-        "0+15x60 900+0x40",
-        "100m",
-        &expect(TICKET, "ticket"),
-        "",
-    );
-    // After 5 hours clean, an hour at 1.4%: just under 14.4 × 0.1% over
-    // 1 h, and the 6 h ratio (0.23%) under 6×: no page.
-    tests += &case(
-        "0+1000x300 300000+986x70",
-        "0+0x300 0+14x70",
-        "360m",
-        &expect(TICKET, "ticket"),
-        "",
-    );
-    // The same at 1.5%: past 14.4× over 1 h and 5 m: page (the 6 h pair
-    // stays under).
-    tests += &case(
-        "0+1000x300 300000+985x70",
-        "0+0x300 0+15x70",
-        "360m",
-        &format!("{}{}", expect(PAGE, "page"), expect(TICKET, "ticket")),
-        "",
-    );
-    // Tickets: 0.09% for 7 hours is under 1 × 0.1% over 3 d: silent;
-    // 0.11% is over it (and over nothing else): ticket.
-    tests += &case("0+99910x430", "0+90x430", "420m", "", "");
-    tests += &case(
-        "0+99890x430",
-        "0+110x430",
-        "420m",
-        &expect(TICKET, "ticket"),
-        "",
-    );
-    // No traffic: no alert, and a whole budget left (not NaN).
-    tests += &case(
-        "5+0x80",
-        "1+0x80",
-        "70m",
-        "",
-        r#"    promql_expr_test:
-      - expr: slo:error_budget_remaining:ratio{slo="orders-availability"}
-        eval_time: 70m
-        exp_samples:
-          - labels: 'slo:error_budget_remaining:ratio{slo="orders-availability",service="orders"}'
-            value: 1
-"#,
-    );
-    std::fs::write(at.join("tests.yml"), &tests).unwrap();
-    let (ok, out) = run(&["test", "rules", "tests.yml"], &at);
-    assert!(ok, "{out}\n{tests}");
-    let _ = std::fs::remove_dir_all(&at);
+    suite("availability.test.yml");
 }
 
+/// Latency: the threshold's bucket in either spelling.
 #[test]
 fn latency_alerts_read_the_threshold_bucket_in_either_spelling() {
-    if !promtool() {
-        return;
-    }
-    let at = dir("latency");
-    let groups = all_groups(&slos(), &ServiceAlerts::default());
-    std::fs::write(at.join("rules.yml"), rules_file(&groups)).unwrap();
-    let page = |slo: &str| {
-        format!(
-            "          - exp_labels: {{slo: {slo}, service: orders, severity: page}}\n            exp_annotations: {{summary: \"{slo} (orders) is burning its error budget too fast (page)\", description: \"Objective 99% over 30 days.\"}}\n"
-        )
-    };
-    let ticket = |slo: &str| page(slo).replace("page", "ticket");
-    let case = |le: &str, under: &str, alerts: String| {
-        format!(
-            r#"  - interval: 1m
-    input_series:
-      - series: 'http_request_duration_seconds_bucket{{route="/",le="{le}"}}'
-        values: '{under}'
-      - series: 'http_request_duration_seconds_count{{route="/"}}'
-        values: '0+1000x80'
-    alert_rule_test:
-      - eval_time: 70m
-        alertname: SloErrorBudgetBurn
-{alerts}"#
-        )
-    };
-    let mut tests = String::from("rule_files: [rules.yml]\nevaluation_interval: 1m\ntests:\n");
-    // 20% of requests over 250 ms: past 14.4 × 1%.
-    tests += &case(
-        "0.25",
-        "0+800x80",
-        format!(
-            "        exp_alerts:\n{}{}",
-            page("orders-latency"),
-            ticket("orders-latency")
-        ),
-    );
-    // 2%: under every page threshold of a 99% SLO (6%, 14.4%), past the
-    // ticket's 1% (1× over 3 d and 6 h).
-    tests += &case(
-        "0.25",
-        "0+980x80",
-        format!("        exp_alerts:\n{}", ticket("orders-latency")),
-    );
-    // 0.9%: under every threshold.
-    tests += &case("0.25", "0+991x80", "        exp_alerts: []\n".to_string());
-    // The 1 s bucket written as Prometheus 3 writes it: 1.0.
-    tests += &case(
-        "1.0",
-        "0+800x80",
-        format!(
-            "        exp_alerts:\n{}{}",
-            page("orders-latency-1s"),
-            ticket("orders-latency-1s")
-        ),
-    );
-    std::fs::write(at.join("tests.yml"), &tests).unwrap();
-    let (ok, out) = run(&["test", "rules", "tests.yml"], &at);
-    assert!(ok, "{out}\n{tests}");
-    let _ = std::fs::remove_dir_all(&at);
+    suite("latency.test.yml");
 }
