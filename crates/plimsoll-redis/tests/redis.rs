@@ -135,3 +135,39 @@ async fn the_opentelemetry_naming_applies() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_command_past_the_response_timeout_is_a_timeout() {
+    let Some(server) = support::redis_server() else {
+        return;
+    };
+    let t = telemetry();
+    let metrics = RedisMetrics::new(&t).unwrap();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port)).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    conn.set_response_timeout(std::time::Duration::from_millis(100));
+    let mut conn = metrics.wrap(conn);
+    // BLPOP on an empty list waits 2 s for an element: past the 100 ms.
+    let waited: redis::RedisResult<Option<(String, String)>> = conn.blpop("empty", 2.0).await;
+    assert!(waited.as_ref().is_err_and(|e| e.is_timeout()), "{waited:?}");
+    let body = t.encode(Format::Prometheus);
+    assert_eq!(
+        count(&body, "__system__", "BLPOP", "timeout"),
+        Some(1.0),
+        "{body}"
+    );
+    let seconds: f64 = body
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                r#"redis_command_duration_seconds_sum{tenant_id="__system__",command="BLPOP",status="timeout"} "#,
+            )?
+            .parse()
+            .ok()
+        })
+        .unwrap();
+    assert!(
+        (0.1..1.5).contains(&seconds),
+        "timed out after about 100 ms: {seconds}"
+    );
+}
