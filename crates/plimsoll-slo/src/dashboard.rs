@@ -43,8 +43,8 @@ fn queries(slos: &[Slo]) -> Vec<PanelQuery> {
             ),
         ),
     ];
-    for quantile in ["0.5", "0.95", "0.99"] {
-        out.push(q("RED", &format!("Latency p{} by route", &quantile[2..]), format!(
+    for (quantile, name) in [("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99")] {
+        out.push(q("RED", &format!("Latency {name} by route"), format!(
             "histogram_quantile({quantile}, sum by (route, le) (rate(http_request_duration_seconds_bucket{{{t}}}[$__rate_interval])))"
         )));
     }
@@ -57,7 +57,10 @@ fn queries(slos: &[Slo]) -> Vec<PanelQuery> {
         "sum by (tenant_id) (rate(http_requests_total{{{t},status_code=~\"5..\"}}[$__rate_interval]))\n/\nsum by (tenant_id) (rate(http_requests_total{{{t}}}[$__rate_interval]))"
     )));
     for slo in slos {
-        let sel = format!("slo=\"{}\",service=\"{}\"", slo.name, slo.service);
+        let mut sel = format!("slo=\"{}\",service=\"{}\"", slo.name, slo.service);
+        if slo.per_tenant {
+            sel.push_str(&format!(",{t}"));
+        }
         let window = format!("{}d", slo.window.as_secs() / 86_400);
         out.push(q(
             "SLOs",

@@ -134,6 +134,22 @@ struct SlothSlo {
     name: String,
     objective: f64,
     sli: SlothSli,
+    #[serde(default)]
+    alerting: Option<SlothAlerting>,
+}
+
+#[derive(Deserialize, Default)]
+struct SlothAlerting {
+    #[serde(default)]
+    page_alert: Option<SlothAlert>,
+    #[serde(default)]
+    ticket_alert: Option<SlothAlert>,
+}
+
+#[derive(Deserialize, Default)]
+struct SlothAlert {
+    #[serde(default)]
+    disable: bool,
 }
 
 #[derive(Deserialize)]
@@ -161,10 +177,10 @@ fn window(field: String, text: &str) -> Result<Duration, FileError> {
     let days = text
         .strip_suffix('d')
         .and_then(|n| n.parse::<u64>().ok())
-        .filter(|n| *n > 0)
+        .filter(|n| *n > 0 && *n <= 3_650)
         .ok_or_else(|| FileError::Field {
             field,
-            reason: format!("{text:?} is not a number of days like 30d"),
+            reason: format!("{text:?} is not a number of days like 30d (at most 3650d)"),
         })?;
     Ok(Duration::from_secs(days * 86_400))
 }
@@ -189,14 +205,56 @@ fn built(index: usize, name: &str, builder: SloBuilder) -> Result<Slo, FileError
 }
 
 /// Reads an SLO file (plimsoll's format, or Sloth's `prometheus/v1`) and
-/// checks every SLO in it.
+/// checks every SLO in it, and that no two share a name.
 pub fn parse_file(text: &str) -> Result<Vec<Slo>, FileError> {
     let versioned: Versioned = serde_norway::from_str(text).map_err(syntax)?;
-    match versioned.version.as_str() {
+    let slos = match versioned.version.as_str() {
         "plimsoll/v1" => parse_plimsoll(text),
         "prometheus/v1" => parse_sloth(text),
         other => Err(FileError::Version(other.to_string())),
+    }?;
+    if slos.is_empty() {
+        return Err(FileError::Field {
+            field: "slos".into(),
+            reason: "no SLO in the file".into(),
+        });
     }
+    for (i, slo) in slos.iter().enumerate() {
+        if let Some(j) = slos[..i]
+            .iter()
+            .position(|o| o.name() == slo.name() && o.service() == slo.service())
+        {
+            return Err(FileError::Field {
+                field: format!("slos[{i}].name"),
+                reason: format!(
+                    "{:?} is slos[{j}]'s name too: their rules would collide",
+                    slo.name()
+                ),
+            });
+        }
+    }
+    Ok(slos)
+}
+
+/// Sloth's window placeholder, as written with or without spaces, made `$window`.
+fn sloth_window(query: &str) -> String {
+    let mut out = String::with_capacity(query.len());
+    let mut rest = query;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        let inner = rest[start + 2..start + len].trim();
+        out.push_str(&rest[..start]);
+        if inner == ".window" {
+            out.push_str("$window");
+        } else {
+            out.push_str(&rest[start..start + len + 2]);
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn parse_plimsoll(text: &str) -> Result<Vec<Slo>, FileError> {
@@ -228,17 +286,14 @@ fn parse_plimsoll(text: &str) -> Result<Vec<Slo>, FileError> {
                 }),
                 _,
             ) => {
-                if !(threshold.is_finite() && *threshold > 0.0) {
-                    return Err(FileError::Field {
+                let threshold = Duration::try_from_secs_f64(*threshold)
+                    .ok()
+                    .filter(|t| !t.is_zero())
+                    .ok_or_else(|| FileError::Field {
                         field: at("sli.latency.threshold"),
                         reason: format!("must be a positive number of seconds, got {threshold}"),
-                    });
-                }
-                Slo::latency(
-                    &slo.name,
-                    source(at("sli.latency.source"), s)?,
-                    Duration::from_secs_f64(*threshold),
-                )
+                    })?;
+                Slo::latency(&slo.name, source(at("sli.latency.source"), s)?, threshold)
             }
             (_, _, Some(custom)) => match (&custom.errors, &custom.good) {
                 (Some(errors), None) => Slo::custom(&slo.name, errors, &custom.total),
@@ -290,11 +345,20 @@ fn parse_sloth(text: &str) -> Result<Vec<Slo>, FileError> {
                 reason: "only event SLIs (error_query, total_query) are read; raw and plugin SLIs are not".into(),
             });
         };
-        let errors = events.error_query.replace("{{.window}}", "$window");
-        let total = events.total_query.replace("{{.window}}", "$window");
-        let builder = Slo::custom(&slo.name, &errors, &total)
+        let errors = sloth_window(&events.error_query);
+        let total = sloth_window(&events.total_query);
+        let mut builder = Slo::custom(&slo.name, &errors, &total)
             .service(&file.service)
             .objective(slo.objective);
+        let alerting = slo.alerting.as_ref();
+        for (severity, alert) in [
+            ("page", alerting.and_then(|a| a.page_alert.as_ref())),
+            ("ticket", alerting.and_then(|a| a.ticket_alert.as_ref())),
+        ] {
+            if alert.is_some_and(|a| a.disable) {
+                builder = builder.without_alert(severity);
+            }
+        }
         slos.push(built(i, &slo.name, builder)?);
     }
     Ok(slos)

@@ -251,10 +251,11 @@ fn http_label(labels: &RequestLabels, name: &str) -> Option<String> {
     }
 }
 
-fn grpc_label(service: &str, method: &str, name: &str) -> Option<String> {
+fn grpc_label(service: &str, method: &str, code: Option<&str>, name: &str) -> Option<String> {
     match name {
         "grpc_service" => Some(service.to_string()),
         "grpc_method" => Some(method.to_string()),
+        "grpc_code" => code.map(str::to_string),
         _ => None,
     }
 }
@@ -272,7 +273,7 @@ impl LiveSlos {
             tracked.push(Tracked {
                 name: slo.name.as_str().into(),
                 service: slo.service.as_str().into(),
-                budget: slo.error_budget(),
+                budget: crate::rules::round(slo.error_budget()),
                 window: slo.window,
                 window_label: window_label(slo.window).into(),
                 read,
@@ -325,10 +326,21 @@ impl LiveSlos {
         self.start.elapsed()
     }
 
-    /// Takes a sample of every SLO's counters now. Every scrape takes one;
-    /// a service scraped rarely can call this on a timer for finer windows.
+    /// Takes a sample of every SLO's counters now (at most one a second:
+    /// the three gauges of one scrape share it). Every scrape takes one; a
+    /// service scraped rarely can call this on a timer for finer windows.
     pub fn sample(&self) {
         let at = self.now();
+        let recent = self.tracked.iter().all(|t| {
+            let history = t.history.lock().unwrap_or_else(|e| e.into_inner());
+            history.rings[0]
+                .samples
+                .back()
+                .is_some_and(|last| at < last.at + Duration::from_secs(1))
+        });
+        if recent && !self.tracked.is_empty() {
+            return;
+        }
         for t in self.tracked.iter() {
             let (bad, total) = (t.read)();
             t.history
@@ -401,7 +413,12 @@ fn reader(telemetry: &Telemetry, slo: &Slo) -> Result<Option<Read>, LiveError> {
                 let (mut bad, mut total) = (0, 0);
                 handled.for_each(|series, value| {
                     let picked = selected(&slo, &series, |l: &HandledLabels, name| {
-                        grpc_label(&l.grpc_service, &l.grpc_method, name)
+                        grpc_label(
+                            &l.grpc_service,
+                            &l.grpc_method,
+                            Some(ClosedLabel::as_str(&l.grpc_code)),
+                            name,
+                        )
                     });
                     if picked {
                         total += value;
@@ -439,7 +456,7 @@ fn reader(telemetry: &Telemetry, slo: &Slo) -> Result<Option<Read>, LiveError> {
             Box::new(move || {
                 let all = durations.total(|series| {
                     selected(&slo, series, |l: &MethodLabels, name| {
-                        grpc_label(&l.grpc_service, &l.grpc_method, name)
+                        grpc_label(&l.grpc_service, &l.grpc_method, None, name)
                     })
                 });
                 let good = all.count_le(threshold).unwrap_or(0);

@@ -80,9 +80,9 @@ pub fn burn_factor(burn: &BurnWindow, slo_window: Duration) -> f64 {
 }
 
 /// `x` without the binary noise of its last digits (1 − 0.999 is
-/// 0.0010000000000000009): twelve significant decimals.
-fn round(x: f64) -> f64 {
-    (x * 1e12).round() / 1e12
+/// 0.0010000000000000009): twelve significant digits.
+pub(crate) fn round(x: f64) -> f64 {
+    format!("{x:.11e}").parse().unwrap_or(x)
 }
 
 /// The SLO window as a PromQL range (`30d`).
@@ -276,12 +276,15 @@ pub fn slo_groups(slo: &Slo) -> Vec<Group> {
     });
     records.push(Rule::Record {
         record: "slo:objective:ratio".into(),
-        expr: format!("vector({})", slo.objective / 100.0),
+        expr: format!("vector({})", round(slo.objective / 100.0)),
         labels: labels.clone(),
     });
 
     let mut alerts = Vec::new();
-    for severity in ["page", "ticket"] {
+    for (severity, on) in [("page", slo.page_alert), ("ticket", slo.ticket_alert)] {
+        if !on {
+            continue;
+        }
         let parts: Vec<String> = BURN_WINDOWS
             .iter()
             .filter(|b| b.severity == severity)
@@ -336,11 +339,11 @@ pub fn slo_groups(slo: &Slo) -> Vec<Group> {
     }
     vec![
         Group {
-            name: format!("slo-{}-recordings", slo.name),
+            name: format!("slo-{}-{}-recordings", slo.service, slo.name),
             rules: records,
         },
         Group {
-            name: format!("slo-{}-alerts", slo.name),
+            name: format!("slo-{}-{}-alerts", slo.service, slo.name),
             rules: alerts,
         },
     ]
@@ -534,7 +537,9 @@ pub fn prometheus_rule(name: &str, groups: &[Group]) -> String {
     )
 }
 
-/// Every group for `slos`, then the standard service alerts.
+/// Every group for `slos`, then the standard service alerts. Two SLOs with
+/// the same name and service would record the same series and name the
+/// same groups: give each its own name (SLO files are checked for it).
 pub fn all_groups(slos: &[Slo], service_alerts: &ServiceAlerts) -> Vec<Group> {
     let mut groups: Vec<Group> = slos.iter().flat_map(slo_groups).collect();
     groups.push(service_alerts.group());

@@ -86,7 +86,9 @@ pub enum SloError {
     #[error("objective: must be a percentage in (0, 100), got {0}")]
     Objective(f64),
     /// The window is shorter than a day or not whole days.
-    #[error("window: must be a whole number of days, at least 1, got {0:?}")]
+    #[error(
+        "window: must be a whole number of days, at least 3 (the longest alert window), got {0:?}"
+    )]
     Window(Duration),
     /// A latency threshold that is not a bucket boundary of its histogram:
     /// the ratio of requests under it cannot be read from the buckets.
@@ -112,6 +114,29 @@ pub enum SloError {
         label: String,
         /// The family's labels.
         known: Vec<&'static str>,
+    },
+    /// An objective and window for which an alert's threshold is an error
+    /// ratio of 1 or more: the alert could never fire.
+    #[error(
+        "objective: {objective}% over {days} days makes the {severity} alert over {long} wait for an error ratio of {threshold:.3}, which can never be reached"
+    )]
+    Unreachable {
+        /// The objective.
+        objective: f64,
+        /// The window in days.
+        days: u64,
+        /// `page` or `ticket`.
+        severity: &'static str,
+        /// The alert's long window.
+        long: &'static str,
+        /// The error ratio it would need.
+        threshold: f64,
+    },
+    /// A setting that a custom SLI (your own PromQL) does not take.
+    #[error("{field}: a custom SLI carries its own selection in its PromQL")]
+    NotForCustom {
+        /// The setting.
+        field: &'static str,
     },
     /// A custom SLI expression without `$window`.
     #[error("sli.{field}: the expression must contain $window where the range goes")]
@@ -140,6 +165,9 @@ pub struct Slo {
     pub(crate) runbook: Option<String>,
     pub(crate) dashboard: Option<String>,
     pub(crate) absent_alert: bool,
+    /// Which burn-rate alerts to write (`page`, `ticket`).
+    pub(crate) page_alert: bool,
+    pub(crate) ticket_alert: bool,
 }
 
 impl Slo {
@@ -243,6 +271,8 @@ impl SloBuilder {
                 runbook: None,
                 dashboard: None,
                 absent_alert: false,
+                page_alert: true,
+                ticket_alert: true,
             },
             buckets: plimsoll_core::DEFAULT_DURATION_BUCKETS.to_vec(),
         }
@@ -262,7 +292,7 @@ impl SloBuilder {
 
     /// The compliance window, whole days (default 30 days).
     pub fn window_days(mut self, days: u64) -> Self {
-        self.slo.window = Duration::from_secs(days * 86_400);
+        self.slo.window = Duration::from_secs(days.saturating_mul(86_400));
         self
     }
 
@@ -303,6 +333,16 @@ impl SloBuilder {
         self
     }
 
+    /// Leaves out the page (or ticket) burn-rate alert.
+    pub fn without_alert(mut self, severity: &str) -> Self {
+        match severity {
+            "page" => self.slo.page_alert = false,
+            "ticket" => self.slo.ticket_alert = false,
+            _ => {}
+        }
+        self
+    }
+
     /// The bucket boundaries of the duration histogram a latency SLI reads
     /// (default: plimsoll's default duration buckets; give the telemetry's
     /// `buckets_for(..)` when they were changed).
@@ -313,7 +353,7 @@ impl SloBuilder {
 
     /// Checks every field.
     pub fn build(self) -> Result<Slo, SloError> {
-        let slo = self.slo;
+        let mut slo = self.slo;
         for (field, value) in [("name", &slo.name), ("service", &slo.service)] {
             let ok = !value.is_empty()
                 && value
@@ -329,27 +369,53 @@ impl SloBuilder {
         if !(slo.objective > 0.0 && slo.objective < 100.0) {
             return Err(SloError::Objective(slo.objective));
         }
-        if slo.window.as_secs() < 86_400
+        // The longest alert window is 3 days: a shorter SLO window cannot
+        // hold it.
+        if slo.window.as_secs() < 3 * 86_400
             || !slo.window.as_secs().is_multiple_of(86_400)
             || slo.window.subsec_nanos() != 0
         {
             return Err(SloError::Window(slo.window));
         }
-        let family = match &slo.sli {
+        for burn in crate::rules::BURN_WINDOWS {
+            let threshold = crate::rules::burn_factor(burn, slo.window) * slo.error_budget();
+            if threshold >= 1.0 {
+                return Err(SloError::Unreachable {
+                    objective: slo.objective,
+                    days: slo.window.as_secs() / 86_400,
+                    severity: burn.severity,
+                    long: burn.long,
+                    threshold,
+                });
+            }
+        }
+        let family = match &mut slo.sli {
             Sli::Availability { source } => Some(source.requests()),
             Sli::Latency { source, threshold } => {
-                check_bucket(*threshold, source.durations(), &self.buckets)?;
+                *threshold = check_bucket(*threshold, source.durations(), &self.buckets)?;
                 Some(source.durations())
             }
             Sli::Custom { errors, total } => {
-                has_window(&[("errors", errors), ("total", total)])?;
+                has_window(&[("errors", &*errors), ("total", &*total)])?;
                 None
             }
             Sli::CustomGood { good, total } => {
-                has_window(&[("good", good), ("total", total)])?;
+                has_window(&[("good", &*good), ("total", &*total)])?;
                 None
             }
         };
+        if family.is_none() {
+            // Your own PromQL carries its own selection.
+            for (field, set) in [
+                ("selector", !slo.selector.is_empty()),
+                ("per_tenant", slo.per_tenant),
+                ("absent_alert", slo.absent_alert),
+            ] {
+                if set {
+                    return Err(SloError::NotForCustom { field });
+                }
+            }
+        }
         for (label, value) in &slo.selector {
             if let Some(family) = family {
                 let known: Vec<&'static str> = std::iter::once("tenant_id")
@@ -373,7 +439,7 @@ impl SloBuilder {
     }
 }
 
-fn has_window(exprs: &[(&'static str, &String)]) -> Result<(), SloError> {
+fn has_window(exprs: &[(&'static str, &str)]) -> Result<(), SloError> {
     for (field, expr) in exprs {
         if !expr.contains("$window") {
             return Err(SloError::NoWindow { field });
@@ -382,12 +448,14 @@ fn has_window(exprs: &[(&'static str, &String)]) -> Result<(), SloError> {
     Ok(())
 }
 
-fn check_bucket(threshold: f64, family: &FamilyDecl, buckets: &[f64]) -> Result<(), SloError> {
-    if buckets
+/// The bucket bound the threshold is (within rounding): the value the
+/// exposition writes, used from then on.
+fn check_bucket(threshold: f64, family: &FamilyDecl, buckets: &[f64]) -> Result<f64, SloError> {
+    if let Some(bound) = buckets
         .iter()
-        .any(|b| (b - threshold).abs() <= threshold.abs() * 1e-12)
+        .find(|b| (*b - threshold).abs() <= threshold.abs() * 1e-12)
     {
-        return Ok(());
+        return Ok(*bound);
     }
     let show = |b: Option<&f64>| b.map_or_else(|| "none".to_string(), |b| format!("{b} s"));
     Err(SloError::NotABucket {

@@ -111,9 +111,13 @@ slos:
     sli:
       events:
         error_query: sum(rate(http_request_duration_seconds_count{job="myservice",code=~"(5..|429)"}[{{.window}}]))
-        total_query: sum(rate(http_request_duration_seconds_count{job="myservice"}[{{.window}}]))
+        total_query: sum(rate(http_request_duration_seconds_count{job="myservice"}[{{ .window }}]))
     alerting:
       name: MyServiceHighErrorRate
+      labels:
+        category: "availability"
+      page_alert:
+        disable: true
 "#,
     );
     let out = plimsoll(&[
@@ -125,6 +129,14 @@ slos:
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rules = stdout(&out);
     assert!(rules.contains(r#"code=~"(5..|429)"}[5m]"#), "{rules}");
+    assert!(
+        rules.contains(r#"http_request_duration_seconds_count{job="myservice"}[5m]"#),
+        "spaced placeholder"
+    );
+    assert!(
+        rules.contains("severity: \"ticket\"") && !rules.contains("severity: \"page\""),
+        "page alert disabled"
+    );
     assert!(rules.contains("slo:sli_error:ratio_rate30d"));
 }
 
@@ -175,6 +187,46 @@ fn errors_name_the_field_and_exit_codes_say_what_failed() {
         stderr(&out).contains("slos[0] (l).selector: http_requests_total has no label \"path\""),
         "{}",
         stderr(&out)
+    );
+    let twice = temp(
+        "twice.yaml",
+        "version: plimsoll/v1\nservice: s\nslos:\n  - name: a\n    objective: 99\n    sli: { availability: { source: http } }\n  - name: a\n    objective: 99.9\n    sli: { availability: { source: grpc } }\n",
+    );
+    let out = plimsoll(&["check", twice.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("slos[1].name: \"a\" is slos[0]'s name too"),
+        "{}",
+        stderr(&out)
+    );
+    let empty = temp("empty.yaml", "version: plimsoll/v1\nservice: s\nslos: []\n");
+    let out = plimsoll(&["check", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("slos: no SLO in the file"));
+    let huge = temp(
+        "huge.yaml",
+        "version: plimsoll/v1\nservice: s\nslos:\n  - name: h\n    objective: 99\n    window: 300000000000000d\n    sli: { latency: { source: http, threshold: 1e20 } }\n",
+    );
+    let out = plimsoll(&["check", huge.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an error, not a panic: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        plimsoll(&[
+            "rules",
+            "--slo",
+            &example(),
+            "--format",
+            "prometheus-rule",
+            "--name",
+            "Orders SLOs"
+        ])
+        .status
+        .code(),
+        Some(1)
     );
     let version = temp("version.yaml", "version: v9\nservice: s\nslos: []\n");
     let out = plimsoll(&["check", version.to_str().unwrap()]);

@@ -148,7 +148,7 @@ async fn latency_counts_the_requests_past_the_threshold() {
     let durations: Histogram<RequestLabels> = t.declare(&HTTP_REQUEST_DURATION).unwrap();
     let slo = Slo::latency("fast", Source::Http, Duration::from_millis(250))
         .service("orders")
-        .objective(90.0)
+        .objective(95.0)
         .build()
         .unwrap();
     let live = LiveSlos::register(&t, &[slo]).unwrap();
@@ -160,15 +160,15 @@ async fn latency_counts_the_requests_past_the_threshold() {
     tokio::time::advance(Duration::from_secs(60)).await;
     live.sample();
     let s = t.scrape();
-    // 20 of 100 slower than 250 ms: 80% compliant, twice the 10% budget.
+    // 20 of 100 slower than 250 ms: 80% compliant, four times the 5% budget.
     close(
         gauge(&s, "slo_compliance_percentage", "fast", Some("5m")),
         80.0,
     );
-    close(gauge(&s, "slo_burn_rate", "fast", Some("5m")), 2.0);
+    close(gauge(&s, "slo_burn_rate", "fast", Some("5m")), 4.0);
     close(
         gauge(&s, "error_budget_remaining_percentage", "fast", None),
-        -100.0,
+        -300.0,
     );
 }
 

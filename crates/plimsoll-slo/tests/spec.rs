@@ -40,11 +40,32 @@ fn every_validation_error_names_its_field() {
     );
     assert_eq!(
         err(orders().window_days(0)),
-        "window: must be a whole number of days, at least 1, got 0ns"
+        "window: must be a whole number of days, at least 3 (the longest alert window), got 0ns"
     );
     assert_eq!(
-        err(orders().window(Duration::from_secs(86_400 + 3_600))),
-        "window: must be a whole number of days, at least 1, got 90000s"
+        err(orders().window_days(1)),
+        "window: must be a whole number of days, at least 3 (the longest alert window), got 86400s"
+    );
+    assert_eq!(
+        err(orders().window(Duration::from_secs(7 * 86_400 + 3_600))),
+        "window: must be a whole number of days, at least 3 (the longest alert window), got 608400s"
+    );
+    // 90% over 30 days: paging at 14.4× the 10% budget needs 144% of requests failing.
+    assert_eq!(
+        err(orders().objective(90.0)),
+        "objective: 90% over 30 days makes the page alert over 1h wait for an error ratio of 1.440, which can never be reached"
+    );
+    assert_eq!(
+        err(Slo::custom("c", "x[$window]", "y[$window]")
+            .service("x")
+            .matching("route", "/")),
+        "selector: a custom SLI carries its own selection in its PromQL"
+    );
+    assert_eq!(
+        err(Slo::custom("c", "x[$window]", "y[$window]")
+            .service("x")
+            .per_tenant()),
+        "per_tenant: a custom SLI carries its own selection in its PromQL"
     );
     assert_eq!(
         err(Slo::latency("l", Source::Grpc, Duration::from_millis(300)).service("x")),
@@ -97,4 +118,16 @@ fn a_custom_sli_can_count_good_events() {
         err(Slo::custom_good("c", "sum(rate(ok[5m]))", "sum(rate(all[$window]))").service("x")),
         "sli.good: the expression must contain $window where the range goes"
     );
+}
+
+#[test]
+fn a_threshold_takes_the_exact_bound_the_exposition_writes() {
+    let computed = 3.0 * 0.1; // 0.30000000000000004
+    let slo = Slo::latency("l", Source::Http, Duration::from_millis(300))
+        .service("x")
+        .buckets(&[0.1, computed, 1.0])
+        .build()
+        .unwrap();
+    let (bad, _) = plimsoll_slo::rates(&slo, "5m");
+    assert!(bad.contains("le=~\"0\\\\.30000000000000004\""), "{bad}");
 }

@@ -113,6 +113,19 @@ fn run(args: &[String]) -> Result<String, Failure> {
                 "rules" => Ok(rules_file(&groups)),
                 "prometheus-rule" => {
                     let name = option(rest, "--name")?.unwrap_or_else(|| "slos".into());
+                    // A Kubernetes object name (DNS-1123 subdomain).
+                    let valid = !name.is_empty()
+                        && name.len() <= 253
+                        && name.bytes().all(|b| {
+                            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                        })
+                        && name.as_bytes()[0].is_ascii_alphanumeric()
+                        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
+                    if !valid {
+                        return Err(usage(&format!(
+                            "--name: {name:?} is not a Kubernetes name (lower-case letters, digits, '-' and '.')"
+                        )));
+                    }
                     Ok(prometheus_rule(&name, &groups))
                 }
                 other => Err(usage(&format!(
@@ -146,7 +159,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(out) => {
-            print!("{out}");
+            use std::io::Write;
+            // A reader that stops early (`| head`) is no failure.
+            let _ = std::io::stdout().write_all(out.as_bytes());
             ExitCode::SUCCESS
         }
         Err(Failure(code, message)) => {
