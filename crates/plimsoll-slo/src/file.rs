@@ -62,6 +62,12 @@ struct PlimsollFile {
     #[allow(dead_code)]
     version: String,
     service: String,
+    /// The telemetry's naming scheme: `prometheus` (default) or `opentelemetry`.
+    #[serde(default)]
+    naming: Option<String>,
+    /// The telemetry's metric prefix.
+    #[serde(default)]
+    metric_prefix: Option<String>,
     slos: Vec<PlimsollSlo>,
 }
 
@@ -259,6 +265,16 @@ fn sloth_window(query: &str) -> String {
 
 fn parse_plimsoll(text: &str) -> Result<Vec<Slo>, FileError> {
     let file: PlimsollFile = serde_norway::from_str(text).map_err(syntax)?;
+    let naming = match file.naming.as_deref() {
+        None | Some("prometheus") => plimsoll_core::Naming::Prometheus,
+        Some("opentelemetry") => plimsoll_core::Naming::OpenTelemetry,
+        Some(other) => {
+            return Err(FileError::Field {
+                field: "naming".into(),
+                reason: format!("{other:?} is neither prometheus nor opentelemetry"),
+            });
+        }
+    };
     let mut slos = Vec::new();
     for (i, slo) in file.slos.iter().enumerate() {
         let at = |field: &str| format!("slos[{i}].{field}");
@@ -308,7 +324,9 @@ fn parse_plimsoll(text: &str) -> Result<Vec<Slo>, FileError> {
             _ => unreachable!("exactly one kind, checked above"),
         }
         .service(&file.service)
-        .objective(slo.objective);
+        .objective(slo.objective)
+        .naming(naming)
+        .metric_prefix(file.metric_prefix.as_deref().unwrap_or(""));
         if let Some(w) = &slo.window {
             builder = builder.window(window(at("window"), w)?);
         }

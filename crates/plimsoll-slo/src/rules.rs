@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use plimsoll_core::classify::{GrpcCode, GrpcFailures};
+use plimsoll_core::family::FamilyDecl;
 
 use crate::spec::{Sli, Slo, Source};
 
@@ -101,12 +102,26 @@ fn le_forms(bound: f64) -> Vec<String> {
     forms
 }
 
-/// The label matchers of the SLO's selector, plus `extra`.
-fn matchers(slo: &Slo, extra: &str) -> String {
+/// A family's name as the SLO's telemetry exposes it.
+fn metric(slo: &Slo, family: &FamilyDecl) -> String {
+    format!("{}{}", slo.prefix, family.name_for(slo.naming))
+}
+
+/// A label's name (catalogue name given) as the SLO's telemetry exposes it.
+fn label(slo: &Slo, family: &FamilyDecl, name: &str) -> String {
+    family
+        .labels()
+        .iter()
+        .find(|l| l.name() == name)
+        .map_or_else(|| name.to_string(), |l| l.name_for(slo.naming).to_string())
+}
+
+/// The label matchers of the SLO's selector on `family`, plus `extra`.
+fn matchers(slo: &Slo, family: &FamilyDecl, extra: &str) -> String {
     let mut out: Vec<String> = slo
         .selector
         .iter()
-        .map(|(k, v)| format!("{k}=\"{v}\""))
+        .map(|(k, v)| format!("{}=\"{v}\"", label(slo, family, k)))
         .collect();
     if !extra.is_empty() {
         out.push(extra.to_string());
@@ -137,24 +152,27 @@ fn sum(slo: &Slo, inner: &str) -> String {
 pub fn rates(slo: &Slo, window: &str) -> (String, String) {
     match &slo.sli {
         Sli::Availability { source } => {
-            let family = source.requests().name();
+            let decl = source.requests();
+            let family = metric(slo, decl);
             let bad = match source {
-                Source::Http => "status_code=~\"5..\"".to_string(),
-                Source::Grpc => format!("grpc_code=~\"{}\"", grpc_failure_codes()),
+                Source::Http => format!("{}=~\"5..\"", label(slo, decl, "status_code")),
+                Source::Grpc => format!(
+                    "{}=~\"{}\"",
+                    label(slo, decl, "grpc_code"),
+                    grpc_failure_codes()
+                ),
             };
-            (
+            let rate = |extra: &str| {
                 sum(
                     slo,
-                    &format!("rate({family}{{{}}}[{window}])", matchers(slo, &bad)),
-                ),
-                sum(
-                    slo,
-                    &format!("rate({family}{{{}}}[{window}])", matchers(slo, "")),
-                ),
-            )
+                    &format!("rate({family}{{{}}}[{window}])", matchers(slo, decl, extra)),
+                )
+            };
+            (rate(&bad), rate(""))
         }
         Sli::Latency { source, threshold } => {
-            let family = source.durations().name();
+            let decl = source.durations();
+            let family = metric(slo, decl);
             let le = le_forms(*threshold)
                 .iter()
                 .map(|f| f.replace('.', "\\\\."))
@@ -162,13 +180,16 @@ pub fn rates(slo: &Slo, window: &str) -> (String, String) {
                 .join("|");
             let total = sum(
                 slo,
-                &format!("rate({family}_count{{{}}}[{window}])", matchers(slo, "")),
+                &format!(
+                    "rate({family}_count{{{}}}[{window}])",
+                    matchers(slo, decl, "")
+                ),
             );
             let good = sum(
                 slo,
                 &format!(
                     "rate({family}_bucket{{{}}}[{window}])",
-                    matchers(slo, &format!("le=~\"{le}\""))
+                    matchers(slo, decl, &format!("le=~\"{le}\""))
                 ),
             );
             (format!("({total} - {good})"), total)
@@ -315,16 +336,21 @@ pub fn slo_groups(slo: &Slo) -> Vec<Group> {
     }
     if slo.absent_alert {
         let family = match &slo.sli {
-            Sli::Availability { source } => Some(source.requests().name().to_string()),
-            Sli::Latency { source, .. } => Some(format!("{}_count", source.durations().name())),
+            Sli::Availability { source } => {
+                Some((metric(slo, source.requests()), source.requests()))
+            }
+            Sli::Latency { source, .. } => Some((
+                format!("{}_count", metric(slo, source.durations())),
+                source.durations(),
+            )),
             Sli::Custom { .. } | Sli::CustomGood { .. } => None,
         };
-        if let Some(family) = family {
+        if let Some((family, decl)) = family {
             let mut alert_labels = labels.clone();
             alert_labels.push(("severity".into(), "ticket".into()));
             alerts.push(Rule::Alert {
                 alert: "SloNoData".into(),
-                expr: format!("absent({family}{{{}}})", matchers(slo, "")),
+                expr: format!("absent({family}{{{}}})", matchers(slo, decl, "")),
                 for_: Some("10m".into()),
                 labels: alert_labels,
                 annotations: annotations(

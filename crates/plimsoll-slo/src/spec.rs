@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use plimsoll_core::Naming;
 use plimsoll_core::family::FamilyDecl;
 use plimsoll_http::families as http;
 
@@ -75,7 +76,9 @@ pub enum Sli {
 #[non_exhaustive]
 pub enum SloError {
     /// A name that is not usable in a rule or alert name.
-    #[error("{field}: {value:?} must be non-empty and use only letters, digits, '-' and '_'")]
+    #[error(
+        "{field}: {value:?} is not usable: names take letters, digits, '-' and '_' (a metric prefix: letters, digits, '_' and ':', not starting with a digit)"
+    )]
     InvalidName {
         /// `name` or `service`.
         field: &'static str,
@@ -168,6 +171,9 @@ pub struct Slo {
     /// Which burn-rate alerts to write (`page`, `ticket`).
     pub(crate) page_alert: bool,
     pub(crate) ticket_alert: bool,
+    /// How the telemetry names its metrics: the scheme and the prefix.
+    pub(crate) naming: Naming,
+    pub(crate) prefix: String,
 }
 
 impl Slo {
@@ -273,6 +279,8 @@ impl SloBuilder {
                 absent_alert: false,
                 page_alert: true,
                 ticket_alert: true,
+                naming: Naming::Prometheus,
+                prefix: String::new(),
             },
             buckets: plimsoll_core::DEFAULT_DURATION_BUCKETS.to_vec(),
         }
@@ -333,6 +341,20 @@ impl SloBuilder {
         self
     }
 
+    /// The naming scheme of the telemetry whose metrics the rules read
+    /// (default [`Naming::Prometheus`]): the family and label names follow.
+    pub fn naming(mut self, naming: Naming) -> Self {
+        self.slo.naming = naming;
+        self
+    }
+
+    /// The telemetry's metric prefix (`with_prefix`), written before every
+    /// family name the rules read (`shop_` reads `shop_http_requests_total`).
+    pub fn metric_prefix(mut self, prefix: &str) -> Self {
+        self.slo.prefix = prefix.into();
+        self
+    }
+
     /// Leaves out the page (or ticket) burn-rate alert.
     pub fn without_alert(mut self, severity: &str) -> Self {
         match severity {
@@ -365,6 +387,15 @@ impl SloBuilder {
                     value: value.clone(),
                 });
             }
+        }
+        let prefix_ok = slo.prefix.chars().enumerate().all(|(i, c)| {
+            c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+        });
+        if !prefix_ok {
+            return Err(SloError::InvalidName {
+                field: "metric_prefix",
+                value: slo.prefix.clone(),
+            });
         }
         if !(slo.objective > 0.0 && slo.objective < 100.0) {
             return Err(SloError::Objective(slo.objective));

@@ -65,6 +65,15 @@ fn slos() -> Vec<Slo> {
             .objective(99.0)
             .build()
             .unwrap(),
+        // A telemetry with OpenTelemetry naming and a prefix: the names follow.
+        Slo::latency("shop-latency", Source::Http, Duration::from_millis(500))
+            .service("shop")
+            .naming(plimsoll_core::Naming::OpenTelemetry)
+            .metric_prefix("shop_")
+            .matching("route", "/cart")
+            .absent_alert()
+            .build()
+            .unwrap(),
         Slo::availability("rpc-availability", Source::Grpc)
             .service("orders")
             .objective(99.5)

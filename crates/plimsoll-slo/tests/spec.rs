@@ -16,15 +16,15 @@ fn orders() -> SloBuilder {
 fn every_validation_error_names_its_field() {
     assert_eq!(
         err(Slo::availability("", Source::Http).service("x")),
-        "name: \"\" must be non-empty and use only letters, digits, '-' and '_'"
+        "name: \"\" is not usable: names take letters, digits, '-' and '_' (a metric prefix: letters, digits, '_' and ':', not starting with a digit)"
     );
     assert_eq!(
         err(Slo::availability("a b", Source::Http).service("x")),
-        "name: \"a b\" must be non-empty and use only letters, digits, '-' and '_'"
+        "name: \"a b\" is not usable: names take letters, digits, '-' and '_' (a metric prefix: letters, digits, '_' and ':', not starting with a digit)"
     );
     assert_eq!(
         err(Slo::availability("ok", Source::Http)),
-        "service: \"\" must be non-empty and use only letters, digits, '-' and '_'"
+        "service: \"\" is not usable: names take letters, digits, '-' and '_' (a metric prefix: letters, digits, '_' and ':', not starting with a digit)"
     );
     assert_eq!(
         err(orders().objective(100.0)),
@@ -130,4 +130,46 @@ fn a_threshold_takes_the_exact_bound_the_exposition_writes() {
         .unwrap();
     let (bad, _) = plimsoll_slo::rates(&slo, "5m");
     assert!(bad.contains("le=~\"0\\\\.30000000000000004\""), "{bad}");
+}
+
+#[test]
+fn rules_read_the_names_the_telemetry_exposes() {
+    let slo = Slo::availability("a", Source::Http)
+        .service("shop")
+        .naming(plimsoll_core::Naming::OpenTelemetry)
+        .metric_prefix("shop_")
+        .matching("route", "/cart")
+        .build()
+        .unwrap();
+    let (bad, total) = plimsoll_slo::rates(&slo, "5m");
+    assert_eq!(
+        bad,
+        r#"sum(rate(shop_http_server_requests_total{http_route="/cart",http_response_status_code=~"5.."}[5m]))"#
+    );
+    assert_eq!(
+        total,
+        r#"sum(rate(shop_http_server_requests_total{http_route="/cart"}[5m]))"#
+    );
+    let grpc = Slo::availability("g", Source::Grpc)
+        .service("shop")
+        .naming(plimsoll_core::Naming::OpenTelemetry)
+        .build()
+        .unwrap();
+    assert!(
+        plimsoll_slo::rates(&grpc, "5m")
+            .0
+            .starts_with("sum(rate(rpc_server_calls_total{")
+    );
+    let queries = plimsoll_slo::dashboard_queries(&[slo]);
+    assert!(
+        queries[0]
+            .expr
+            .contains("sum by (http_route) (rate(shop_http_server_requests_total{"),
+        "{}",
+        queries[0].expr
+    );
+    assert_eq!(
+        err(orders().metric_prefix("9x")),
+        "metric_prefix: \"9x\" is not usable: names take letters, digits, '-' and '_' (a metric prefix: letters, digits, '_' and ':', not starting with a digit)"
+    );
 }
