@@ -395,12 +395,17 @@ fn reader(telemetry: &Telemetry, slo: &Slo) -> Result<Option<Read>, LiveError> {
             let durations: Histogram<RequestLabels> =
                 telemetry.declare(&plimsoll_http::families::HTTP_REQUEST_DURATION)?;
             Box::new(move || {
-                let total = durations.total(|series| selected(&slo, series, http_label));
-                let bad = durations.total(|series| {
-                    series.labels().is_some_and(|l| l.status_code >= 500)
-                        && selected(&slo, series, http_label)
+                // One pass: bad and total from the same reading of each series.
+                let (mut bad, mut total) = (0, 0);
+                durations.for_each(|series, counts| {
+                    if selected(&slo, &series, http_label) {
+                        total += counts.count();
+                        if series.labels().is_some_and(|l| l.status_code >= 500) {
+                            bad += counts.count();
+                        }
+                    }
                 });
-                (bad.count(), total.count())
+                (bad, total)
             })
         }
         Sli::Availability {
