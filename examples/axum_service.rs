@@ -415,6 +415,27 @@ pub(crate) async fn app_with(
         .with_state(state))
 }
 
+/// Serves the app on a free loopback port in the background: how the tests
+/// that include this file start it.
+#[cfg(test)]
+pub(crate) async fn serve_loopback(
+    telemetry: &Telemetry,
+    db: MeteredPool<sqlx::Any>,
+    redis: Option<redis::aio::MultiplexedConnection>,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let app = app_with(telemetry, db, redis)
+        .await
+        .expect("the app builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    (addr, tokio::spawn(axum::serve(listener, app).into_future()))
+}
+
 /// The orders API's SLOs: 99.9% of requests succeed, 99% finish within
 /// 250 ms, over 30 days.
 pub(crate) fn order_slos() -> Vec<plimsoll::slo::Slo> {

@@ -28,10 +28,7 @@ async fn every_dashboard_query_runs_in_prometheus_and_red_and_slo_panels_have_da
     let db = example::open_orders(&t, example::DEFAULT_DATABASE)
         .await
         .unwrap();
-    let app = example::app_with(&t, db, None).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(axum::serve(listener, app).into_future());
+    let (addr, server) = example::serve_loopback(&t, db, None).await;
 
     let slos = example::order_slos();
     let rules = rules_file(&all_groups(&slos, &ServiceAlerts::default()));

@@ -28,13 +28,10 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
         .with_build_info(plimsoll::BuildInfo::new("orders-api", "test"))
         .build()
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let db = example::open_orders(&t, example::DEFAULT_DATABASE)
         .await
         .unwrap();
-    let app = example::app_with(&t, db, None).await.unwrap();
-    let server = tokio::spawn(axum::serve(listener, app).into_future());
+    let (addr, server) = example::serve_loopback(&t, db, None).await;
 
     let body = r#"{"item":"tea","quantity":2}"#;
     let created = request(
@@ -115,10 +112,7 @@ async fn a_burst_from_one_tenant_is_limited_while_the_others_are_served() {
     let db = example::open_orders(&t, example::DEFAULT_DATABASE)
         .await
         .unwrap();
-    let app = example::app_with(&t, db, None).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(axum::serve(listener, app).into_future());
+    let (addr, server) = example::serve_loopback(&t, db, None).await;
     let trial = format!("x-tenant-id: {}\r\n", example::TRIAL_TENANT);
     let mut refused = 0;
     for _ in 0..20 {
@@ -163,10 +157,7 @@ async fn with_a_database_url_the_orders_live_in_postgres() {
     };
     let t = Telemetry::builder().build().unwrap();
     let db = example::open_orders(&t, &pg.url()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = example::app_with(&t, db.clone(), None).await.unwrap();
-    let server = tokio::spawn(axum::serve(listener, app).into_future());
+    let (addr, server) = example::serve_loopback(&t, db.clone(), None).await;
     let body = r#"{"item":"cake","quantity":3}"#;
     let created = request(
         addr,
@@ -205,13 +196,10 @@ async fn with_redis_a_retried_order_is_refused_and_its_commands_are_timed() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let db = example::open_orders(&t, example::DEFAULT_DATABASE)
         .await
         .unwrap();
-    let app = example::app_with(&t, db, Some(conn)).await.unwrap();
-    let server = tokio::spawn(axum::serve(listener, app).into_future());
+    let (addr, server) = example::serve_loopback(&t, db, Some(conn)).await;
     let body = r#"{"item":"tea","quantity":1}"#;
     let post = format!(
         "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: acme\r\nidempotency-key: k-1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",

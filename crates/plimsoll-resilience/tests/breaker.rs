@@ -449,3 +449,37 @@ fn breakers_sharing_a_name_add_their_calls_and_show_no_made_up_state() {
     drop(b);
     assert_eq!(state_series(&t.scrape()), vec![("dup".into(), 0.0)]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn grpc_failure_codes_open_it_and_caller_errors_do_not() {
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let breaker = metrics
+        .breaker("rpc")
+        .minimum_calls(2)
+        .failure_rate(0.4)
+        .build()
+        .unwrap();
+    let svc = tower::Layer::layer(
+        &breaker
+            .layer()
+            .classify(plimsoll_resilience::GrpcServerErrors::default()),
+        service_fn(|code: &'static str| async move {
+            let response = http::Response::builder()
+                .header("grpc-status", code)
+                .body(())
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(response)
+        }),
+    );
+    // NOT_FOUND (5) and INVALID_ARGUMENT (3) are the caller's: no failure.
+    for code in ["5", "3", "0"] {
+        svc.clone().oneshot(code).await.unwrap();
+    }
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    // UNAVAILABLE (14) twice: 2 of the 5 calls, 40%, failed.
+    for _ in 0..2 {
+        svc.clone().oneshot("14").await.unwrap();
+    }
+    assert_eq!(breaker.state(), BreakerState::Open);
+}

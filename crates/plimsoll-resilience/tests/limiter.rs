@@ -244,16 +244,13 @@ fn a_raw_key_never_shares_a_tenants_state() {
 
 #[test]
 fn the_cleanup_task_starts_again_when_its_runtime_is_gone() {
-    let (t, limiter) = setup();
-    let limiter = {
-        let metrics = ResilienceMetrics::new(&Telemetry::builder().build().unwrap()).unwrap();
-        drop(limiter);
-        metrics
-            .limiter("api", per_second(2))
-            .cleanup_every(Duration::from_secs(5))
-            .build()
-            .unwrap()
-    };
+    let t = Telemetry::builder().build().unwrap();
+    let limiter = ResilienceMetrics::new(&t)
+        .unwrap()
+        .limiter("api", per_second(2))
+        .cleanup_every(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let acme = t.tenant("acme");
     let warm_up = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -275,4 +272,37 @@ fn the_cleanup_task_starts_again_when_its_runtime_is_gone() {
         tokio::task::yield_now().await;
         assert_eq!(limiter.keys(), 0, "cleaned by the task started again");
     });
+}
+
+#[test]
+fn a_limiter_plimsoll_does_not_run_reports_the_same_series() {
+    let other = Telemetry::builder()
+        .with_process_metrics(false)
+        .build()
+        .unwrap();
+    let metrics = ResilienceMetrics::new(&other).unwrap();
+    let theirs = metrics.report_limiter("search");
+    let acme = other.tenant("acme");
+    theirs.refused(&acme, "free");
+    theirs.refused(&acme, "free");
+    theirs.remaining(&acme, 7);
+    let s = other.scrape();
+    assert_eq!(
+        s.value(
+            "rate_limit_hits_total",
+            &[
+                ("tenant_id", "acme"),
+                ("limit_type", "search"),
+                ("client_type", "free")
+            ]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.value(
+            "api_quota_remaining",
+            &[("tenant_id", "acme"), ("quota_type", "search")]
+        ),
+        Some(7.0)
+    );
 }

@@ -226,37 +226,34 @@ fn window_label(window: Duration) -> String {
 }
 
 /// Whether a series of the requests families is selected by the SLO.
-fn selected<L>(
-    slo: &Slo,
-    series: &SeriesRef<'_, L>,
-    label: impl Fn(&L, &str) -> Option<String>,
-) -> bool {
+/// Whether a series is selected by the SLO; `is(labels, name, value)`
+/// says whether the series' label `name` has `value` (no label: no).
+fn selected<L>(slo: &Slo, series: &SeriesRef<'_, L>, is: impl Fn(&L, &str, &str) -> bool) -> bool {
     slo.selector.iter().all(|(name, value)| {
         if name == "tenant_id" {
             return series.tenant() == value;
         }
         series
             .labels()
-            .and_then(|labels| label(labels, name))
-            .is_some_and(|v| &v == value)
+            .is_some_and(|labels| is(labels, name, value))
     })
 }
 
-fn http_label(labels: &RequestLabels, name: &str) -> Option<String> {
+fn http_label(labels: &RequestLabels, name: &str, value: &str) -> bool {
     match name {
-        "method" => Some(ClosedLabel::as_str(&labels.method).to_string()),
-        "route" => Some(labels.route.to_string()),
-        "status_code" => Some(labels.status_code.to_string()),
-        _ => None,
+        "method" => ClosedLabel::as_str(&labels.method) == value,
+        "route" => &*labels.route == value,
+        "status_code" => value.parse() == Ok(labels.status_code),
+        _ => false,
     }
 }
 
-fn grpc_label(service: &str, method: &str, code: Option<&str>, name: &str) -> Option<String> {
+fn grpc_label(service: &str, method: &str, code: Option<&str>, name: &str, value: &str) -> bool {
     match name {
-        "grpc_service" => Some(service.to_string()),
-        "grpc_method" => Some(method.to_string()),
-        "grpc_code" => code.map(str::to_string),
-        _ => None,
+        "grpc_service" => service == value,
+        "grpc_method" => method == value,
+        "grpc_code" => code == Some(value),
+        _ => false,
     }
 }
 
@@ -417,12 +414,13 @@ fn reader(telemetry: &Telemetry, slo: &Slo) -> Result<Option<Read>, LiveError> {
             Box::new(move || {
                 let (mut bad, mut total) = (0, 0);
                 handled.for_each(|series, value| {
-                    let picked = selected(&slo, &series, |l: &HandledLabels, name| {
+                    let picked = selected(&slo, &series, |l: &HandledLabels, name, value| {
                         grpc_label(
                             &l.grpc_service,
                             &l.grpc_method,
                             Some(ClosedLabel::as_str(&l.grpc_code)),
                             name,
+                            value,
                         )
                     });
                     if picked {
@@ -460,8 +458,8 @@ fn reader(telemetry: &Telemetry, slo: &Slo) -> Result<Option<Read>, LiveError> {
             check_bound(&slo, threshold, &durations.total(|_| false), Source::Grpc)?;
             Box::new(move || {
                 let all = durations.total(|series| {
-                    selected(&slo, series, |l: &MethodLabels, name| {
-                        grpc_label(&l.grpc_service, &l.grpc_method, None, name)
+                    selected(&slo, series, |l: &MethodLabels, name, value| {
+                        grpc_label(&l.grpc_service, &l.grpc_method, None, name, value)
                     })
                 });
                 let good = all.count_le(threshold).unwrap_or(0);

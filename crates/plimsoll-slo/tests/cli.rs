@@ -140,79 +140,56 @@ slos:
     assert!(rules.contains("slo:sli_error:ratio_rate30d"));
 }
 
+/// `plimsoll check` on `yaml` exits 2 with `message` on stderr.
+fn refused(name: &str, yaml: &str, message: &str) {
+    let path = temp(name, yaml);
+    let out = plimsoll(&["check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{name}");
+    assert!(stderr(&out).contains(message), "{name}: {}", stderr(&out));
+}
+
 #[test]
 fn errors_name_the_field_and_exit_codes_say_what_failed() {
-    let bad = temp(
+    refused(
         "bad.yaml",
         "version: plimsoll/v1\nservice: s\nslos:\n  - name: ok\n    objective: 99\n    sli: { availability: { source: http } }\n  - name: broken\n    objective: 100\n    sli: { availability: { source: http } }\n",
+        "slos[1] (broken).objective: must be a percentage in (0, 100), got 100",
     );
-    let out = plimsoll(&["check", bad.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out)
-            .contains("slos[1] (broken).objective: must be a percentage in (0, 100), got 100"),
-        "{}",
-        stderr(&out)
-    );
-    let window = temp(
+    refused(
         "window.yaml",
         "version: plimsoll/v1\nservice: s\nslos:\n  - name: w\n    objective: 99\n    window: 4w\n    sli: { latency: { source: grpc, threshold: 0.25 } }\n",
+        "slos[0].window: \"4w\" is not a number of days like 30d",
     );
-    let out = plimsoll(&["check", window.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("slos[0].window: \"4w\" is not a number of days like 30d"),
-        "{}",
-        stderr(&out)
-    );
-    let family = temp(
+    refused(
         "family.yaml",
         "version: plimsoll/v1\nservice: s\nslos:\n  - name: f\n    objective: 99\n    sli: { availability: { source: kafka } }\n",
+        "slos[0].sli.availability.source: \"kafka\" is neither http nor grpc",
     );
-    let out = plimsoll(&["check", family.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out)
-            .contains("slos[0].sli.availability.source: \"kafka\" is neither http nor grpc"),
-        "{}",
-        stderr(&out)
-    );
-    let label = temp(
+    refused(
         "label.yaml",
         "version: plimsoll/v1\nservice: s\nslos:\n  - name: l\n    objective: 99\n    sli: { availability: { source: http } }\n    selector: { path: /x }\n",
+        "slos[0] (l).selector: http_requests_total has no label \"path\"",
     );
-    let out = plimsoll(&["check", label.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("slos[0] (l).selector: http_requests_total has no label \"path\""),
-        "{}",
-        stderr(&out)
-    );
-    let twice = temp(
+    refused(
         "twice.yaml",
         "version: plimsoll/v1\nservice: s\nslos:\n  - name: a\n    objective: 99\n    sli: { availability: { source: http } }\n  - name: a\n    objective: 99.9\n    sli: { availability: { source: grpc } }\n",
+        "slos[1].name: \"a\" is slos[0]'s name too",
     );
-    let out = plimsoll(&["check", twice.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("slos[1].name: \"a\" is slos[0]'s name too"),
-        "{}",
-        stderr(&out)
+    refused(
+        "empty.yaml",
+        "version: plimsoll/v1\nservice: s\nslos: []\n",
+        "slos: no SLO in the file",
     );
-    let empty = temp("empty.yaml", "version: plimsoll/v1\nservice: s\nslos: []\n");
-    let out = plimsoll(&["check", empty.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("slos: no SLO in the file"));
-    let huge = temp(
-        "huge.yaml",
-        "version: plimsoll/v1\nservice: s\nslos:\n  - name: h\n    objective: 99\n    window: 300000000000000d\n    sli: { latency: { source: http, threshold: 1e20 } }\n",
+    // Errors, not panics.
+    refused(
+        "huge-threshold.yaml",
+        "version: plimsoll/v1\nservice: s\nslos:\n  - name: h\n    objective: 99\n    sli: { latency: { source: http, threshold: 1e20 } }\n",
+        "slos[0].sli.latency.threshold: must be a positive number of seconds",
     );
-    let out = plimsoll(&["check", huge.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "an error, not a panic: {}",
-        stderr(&out)
+    refused(
+        "huge-window.yaml",
+        "version: plimsoll/v1\nservice: s\nslos:\n  - name: h\n    objective: 99\n    window: 300000000000000d\n    sli: { availability: { source: http } }\n",
+        "slos[0].window: \"300000000000000d\" is not a number of days",
     );
     assert_eq!(
         plimsoll(&[
@@ -228,19 +205,15 @@ fn errors_name_the_field_and_exit_codes_say_what_failed() {
         .code(),
         Some(1)
     );
-    let version = temp("version.yaml", "version: v9\nservice: s\nslos: []\n");
-    let out = plimsoll(&["check", version.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("version: \"v9\""));
-    let unknown = temp(
+    refused(
+        "version.yaml",
+        "version: v9\nservice: s\nslos: []\n",
+        "version: \"v9\"",
+    );
+    refused(
         "unknown.yaml",
         "version: plimsoll/v1\nservice: s\nslos:\n  - name: u\n    objectiv: 99\n",
-    );
-    assert_eq!(
-        plimsoll(&["check", unknown.to_str().unwrap()])
-            .status
-            .code(),
-        Some(2)
+        "unknown field `objectiv`",
     );
 
     assert_eq!(

@@ -190,3 +190,43 @@ fn a_threshold_off_the_registered_buckets_is_refused() {
         "fast: sli.threshold: 0.25 s is not a bucket boundary of the registered http_request_duration_seconds (bounds: [0.1, 0.3, 1.0])"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn grpc_availability_counts_the_server_failure_codes_of_the_selected_service() {
+    use plimsoll_core::Counter;
+    use plimsoll_core::classify::GrpcCode;
+    use plimsoll_http::families::GRPC_SERVER_HANDLED;
+    use plimsoll_http::grpc::HandledLabels;
+
+    let t = telemetry();
+    let handled: Counter<HandledLabels> = t.declare(&GRPC_SERVER_HANDLED).unwrap();
+    let slo = Slo::availability("rpc", Source::Grpc)
+        .service("orders")
+        .matching("grpc_service", "orders.v1.Orders")
+        .objective(99.0)
+        .build()
+        .unwrap();
+    let live = LiveSlos::register(&t, &[slo]).unwrap();
+    let acme = t.tenant("acme");
+    let call = |service: &str, code: GrpcCode, n: u64| {
+        let labels = HandledLabels {
+            grpc_service: Arc::from(service),
+            grpc_method: Arc::from("Get"),
+            grpc_code: code,
+        };
+        handled.inc_by(&acme, &labels, n);
+    };
+    call("orders.v1.Orders", GrpcCode::Ok, 96);
+    call("orders.v1.Orders", GrpcCode::NotFound, 2); // the caller's
+    call("orders.v1.Orders", GrpcCode::Unavailable, 2); // the server's
+    call("billing.v1.Billing", GrpcCode::Internal, 50); // another service
+    tokio::time::advance(Duration::from_secs(60)).await;
+    live.sample();
+    let s = t.scrape();
+    // 2 failures of 100 calls: 98% compliant, twice the 1% budget.
+    close(
+        gauge(&s, "slo_compliance_percentage", "rpc", Some("5m")),
+        98.0,
+    );
+    close(gauge(&s, "slo_burn_rate", "rpc", Some("5m")), 2.0);
+}
