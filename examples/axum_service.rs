@@ -12,7 +12,10 @@
 //! and the API behind a per-tenant rate limit (tenant `trial` gets a
 //! smaller quota). With `REDIS_URL` set, `POST /api/v1/orders`
 //! honours an `idempotency-key` header through Redis, and its commands are
-//! timed too.
+//! timed too. With `OTEL_EXPORTER_OTLP_ENDPOINT` set, every request is
+//! traced over OTLP, its queries, cache loads, Redis commands and payment
+//! call as child spans, and the latency histograms carry the traces' ids
+//! as exemplars.
 //!
 //! Run: `cargo run --example axum_service --features full`
 //! (listens on `PLIMSOLL_ADDR`, default `127.0.0.1:3000`), then:
@@ -458,7 +461,14 @@ pub(crate) fn order_slos() -> Vec<plimsoll::slo::Slo> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Logs (RUST_LOG, PLIMSOLL_LOG_FORMAT=json), and traces when
+    // OTEL_EXPORTER_OTLP_ENDPOINT is set; flushed when `tracing` drops.
+    let tracing = plimsoll::otlp::Tracing::from_env()
+        .service_name("orders-api")
+        .service_version(env!("CARGO_PKG_VERSION"))
+        .init()?;
     let telemetry = Telemetry::builder()
+        .with_trace_context(tracing.trace_context())
         .with_const_label("environment", "dev")
         .with_build_info(plimsoll::BuildInfo::new(
             "orders-api",
@@ -484,6 +494,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  API:     http://{local}/api/v1/orders   (send x-tenant-id: acme)");
     println!("  metrics: http://{local}/metrics");
     println!("  health:  http://{local}/health");
+    println!(
+        "  traces:  {}",
+        if tracing.is_exporting() {
+            "exported over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)"
+        } else {
+            "off (set OTEL_EXPORTER_OTLP_ENDPOINT to export)"
+        }
+    );
     println!(
         "  orders:  {}",
         if database.starts_with("sqlite") {

@@ -28,4 +28,14 @@ if ! python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus-client
 fi
 
-echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), redis-server $(redis-server --version | awk '{print $3}'), $(initdb --version), python prometheus_client ok"
+# The OTLP collector (rotel, pre-releases only), linked onto PATH.
+rotel_bin() { python3 -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))' 2>/dev/null; }
+if ! command -v rotel-agent >/dev/null 2>&1; then
+  if [ ! -x "$(rotel_bin)" ]; then
+    echo "install-services: pip install --pre rotel"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --pre rotel
+  fi
+  ln -sf "$(rotel_bin)" /usr/local/bin/rotel-agent
+fi
+
+echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), redis-server $(redis-server --version | awk '{print $3}'), $(initdb --version), python prometheus_client ok, $(rotel-agent --version)"

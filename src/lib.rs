@@ -43,3 +43,8 @@ pub use plimsoll_resilience as resilience;
 /// Database metrics for sqlx: queries, pools, queries per request (feature `sqlx`).
 #[cfg(feature = "sqlx")]
 pub use plimsoll_sqlx as sqlx;
+
+/// OpenTelemetry traces: OTLP export, W3C propagation, exemplars from real
+/// spans, correlated JSON logs (feature `otlp`).
+#[cfg(feature = "otlp")]
+pub use plimsoll_otlp as otlp;

@@ -218,3 +218,95 @@ async fn with_redis_a_retried_order_is_refused_and_its_commands_are_timed() {
     );
     server.abort();
 }
+
+#[tokio::test]
+async fn with_a_collector_its_work_is_traced_under_each_request() {
+    let (Some(collector), Some(redis)) = (support::otlp_collector(), support::redis_server())
+    else {
+        return;
+    };
+    let (guard, dispatch) = plimsoll::otlp::Tracing::builder()
+        .endpoint(collector.grpc_endpoint())
+        .service_name("orders-api")
+        .schedule_delay(std::time::Duration::from_millis(50))
+        .logs(false)
+        .build()
+        .unwrap();
+    let _default = tracing::dispatcher::set_default(&dispatch);
+    let t = Telemetry::builder()
+        .with_trace_context(guard.trace_context())
+        .build()
+        .unwrap();
+    let conn = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let db = example::open_orders(&t, example::DEFAULT_DATABASE)
+        .await
+        .unwrap();
+    let (addr, server) = example::serve_loopback(&t, db, Some(conn)).await;
+    const CREATE: &str = "11111111111111111111111111111111";
+    const READ: &str = "22222222222222222222222222222222";
+    let body = r#"{"item":"tea","quantity":1}"#;
+    let created = request(
+        addr,
+        &format!(
+            "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: acme\r\nidempotency-key: k-9\r\ntraceparent: 00-{CREATE}-1111111111111111-01\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let read = request(
+        addr,
+        &get(
+            "/api/v1/orders/1",
+            &format!("x-tenant-id: acme\r\ntraceparent: 00-{READ}-2222222222222222-01\r\n"),
+        ),
+    )
+    .await;
+    assert!(read.starts_with("HTTP/1.1 200"), "{read}");
+    guard.flush();
+    let spans = collector.wait_for(|s| {
+        s.iter()
+            .any(|s| s.trace_id == CREATE && s.name == "POST /api/v1/orders")
+            && s.iter()
+                .any(|s| s.trace_id == READ && s.name == "GET /api/v1/orders/{id}")
+    });
+    let children = |trace: &str, root: &str| {
+        let root = spans
+            .iter()
+            .find(|s| s.trace_id == trace && s.name == root)
+            .unwrap();
+        let mut names: Vec<&str> = spans
+            .iter()
+            .filter(|s| s.trace_id == trace && s.parent_id == root.span_id)
+            .map(|s| s.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    };
+    let created = children(CREATE, "POST /api/v1/orders");
+    for expected in ["SET", "payments /v1/charges", "INSERT orders"] {
+        assert!(
+            created.contains(&expected),
+            "{expected} not under the request: {created:?}"
+        );
+    }
+    let read = children(READ, "GET /api/v1/orders/{id}");
+    assert!(read.contains(&"cache load orders"), "{read:?}");
+    // The query of the load runs inside the load's span.
+    let load = spans
+        .iter()
+        .find(|s| s.trace_id == READ && s.name == "cache load orders")
+        .unwrap();
+    assert!(
+        spans.iter().any(|s| s.trace_id == READ
+            && s.parent_id == load.span_id
+            && s.name == "SELECT orders"),
+        "{spans:#?}"
+    );
+    server.abort();
+}

@@ -385,3 +385,219 @@ pub fn prometheus_server(targets: &[String], rules: Option<&str>) -> Option<Prom
     }
     panic!("prometheus did not become ready on {port}");
 }
+
+/// A span as the OTLP collector received it.
+#[derive(Clone, Debug, Default)]
+pub struct CollectedSpan {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// 16 hex digits.
+    pub span_id: String,
+    /// 16 hex digits, empty for a root span.
+    pub parent_id: String,
+    pub name: String,
+    /// `SPAN_KIND_SERVER`, `SPAN_KIND_CLIENT` …
+    pub kind: String,
+    /// Values without their type (`Str(acme)` is `acme`).
+    pub attributes: std::collections::BTreeMap<String, String>,
+    pub resource: std::collections::BTreeMap<String, String>,
+    /// The status lines, as printed (`Status code : STATUS_CODE_ERROR` …).
+    pub status: String,
+}
+
+/// A throwaway OTLP collector (`rotel-agent`) on free loopback ports,
+/// printing every span it receives; killed on drop.
+pub struct Collector {
+    child: Option<std::process::Child>,
+    dir: std::path::PathBuf,
+    runs: usize,
+    /// Its OTLP/gRPC port.
+    pub grpc_port: u16,
+    /// Its OTLP/HTTP port.
+    pub http_port: u16,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `rotel-agent`; `None` (after one line saying so) when it is
+/// missing and services are not required.
+pub fn otlp_collector() -> Option<Collector> {
+    if !available("rotel-agent", &["--version"]) {
+        return None;
+    }
+    let mut collector = Collector {
+        child: None,
+        dir: scratch_dir("rotel"),
+        runs: 0,
+        grpc_port: free_port(),
+        http_port: free_port(),
+    };
+    collector.start();
+    Some(collector)
+}
+
+impl Collector {
+    /// The gRPC endpoint, `http://127.0.0.1:<port>`.
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// The HTTP traces URL, `http://127.0.0.1:<port>/v1/traces`.
+    pub fn http_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/v1/traces", self.http_port)
+    }
+
+    /// Starts (or restarts) the collector on the same ports.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "the collector is running");
+        self.runs += 1;
+        let out = std::fs::File::create(self.dir.join(format!("spans-{}.log", self.runs)))
+            .expect("create the collector's log");
+        let child = Command::new("rotel-agent")
+            .args([
+                "start",
+                "--exporter",
+                "blackhole",
+                "--debug-log",
+                "traces",
+                "--debug-log-verbosity",
+                "detailed",
+                "--otlp-grpc-endpoint",
+                &format!("127.0.0.1:{}", self.grpc_port),
+                "--otlp-http-endpoint",
+                &format!("127.0.0.1:{}", self.http_port),
+                "--pid-file",
+                &self.dir.join("rotel.pid").display().to_string(),
+                "--log-file",
+                &self.dir.join("rotel.log").display().to_string(),
+            ])
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rotel-agent");
+        self.child = Some(child);
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.grpc_port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", self.http_port)).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("rotel-agent did not listen on {}", self.grpc_port);
+    }
+
+    /// Kills the collector (it answers nothing until started again).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every span received so far, over every run.
+    pub fn spans(&self) -> Vec<CollectedSpan> {
+        let mut spans = Vec::new();
+        for run in 1..=self.runs {
+            let text = std::fs::read_to_string(self.dir.join(format!("spans-{run}.log")))
+                .unwrap_or_default();
+            spans.extend(parse_collector_log(&text));
+        }
+        spans
+    }
+
+    /// Waits (up to 20 s) until `done` holds for the spans received; them.
+    pub fn wait_for(&self, done: impl Fn(&[CollectedSpan]) -> bool) -> Vec<CollectedSpan> {
+        for _ in 0..400 {
+            let spans = self.spans();
+            if done(&spans) {
+                return spans;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let spans = self.spans();
+        panic!(
+            "the collector did not receive the spans awaited; it has {:#?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Parses rotel's detailed debug output.
+fn parse_collector_log(text: &str) -> Vec<CollectedSpan> {
+    #[derive(PartialEq)]
+    enum Section {
+        Other,
+        Resource,
+        Span,
+    }
+    fn value(v: &str) -> String {
+        let v = v.trim();
+        match (v.find('('), v.ends_with(')')) {
+            (Some(open), true) => v[open + 1..v.len() - 1].to_string(),
+            _ => v.to_string(),
+        }
+    }
+    let mut spans: Vec<CollectedSpan> = Vec::new();
+    let mut resource = std::collections::BTreeMap::new();
+    let mut section = Section::Other;
+    let mut in_span = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("ResourceSpans #") {
+            resource = std::collections::BTreeMap::new();
+            in_span = false;
+            section = Section::Other;
+        } else if trimmed == "Resource attributes:" {
+            section = Section::Resource;
+        } else if trimmed.starts_with("Span #") {
+            spans.push(CollectedSpan {
+                resource: resource.clone(),
+                ..Default::default()
+            });
+            in_span = true;
+            section = Section::Other;
+        } else if trimmed == "Attributes:" && in_span {
+            section = Section::Span;
+        } else if let Some(kv) = trimmed.strip_prefix("-> ") {
+            let Some((k, v)) = kv.split_once(": ") else {
+                continue;
+            };
+            match section {
+                Section::Resource => {
+                    resource.insert(k.to_string(), value(v));
+                }
+                Section::Span => {
+                    if let Some(span) = spans.last_mut() {
+                        span.attributes.insert(k.to_string(), value(v));
+                    }
+                }
+                Section::Other => {}
+            }
+        } else if let (true, Some((k, v))) = (in_span, trimmed.split_once(':')) {
+            let span = spans.last_mut().unwrap();
+            let v = v.trim().to_string();
+            match k.trim() {
+                "Trace ID" => span.trace_id = v,
+                "Parent ID" => span.parent_id = v,
+                "ID" => span.span_id = v,
+                "Name" => span.name = v,
+                "Kind" => span.kind = v,
+                k if k.starts_with("Status") => {
+                    span.status.push_str(trimmed);
+                    span.status.push('\n');
+                }
+                _ => {}
+            }
+            if !matches!(section, Section::Resource) {
+                section = Section::Other;
+            }
+        }
+    }
+    spans
+}

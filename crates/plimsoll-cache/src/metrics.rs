@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use plimsoll_core::classify::Outcome;
 use plimsoll_core::clock::Stamp;
 use plimsoll_core::operation::{Completed, Operation, RecordOperation};
+use plimsoll_core::trace::{OpenSpan, SpanKind, SpanStart};
 use plimsoll_core::{Counter, Histogram, LabelGuard, RegisterError, Telemetry, Tenant, scope};
 
 use crate::families;
@@ -185,6 +186,13 @@ impl RecordOperation for CacheMetrics {
             status,
             done.seconds,
         );
+    }
+
+    /// An internal span for the load behind a miss: `cache load <name>`.
+    fn open_span(&self, telemetry: &Telemetry, name: &Arc<str>) -> OpenSpan {
+        let span_name = format!("cache load {name}");
+        let attributes = [("plimsoll.cache.name", (&**name).into())];
+        telemetry.start_span(&SpanStart::new(&span_name, SpanKind::Internal, &attributes))
     }
 }
 

@@ -351,6 +351,25 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// The outcome in words, for a span's status (`error`, `timeout`,
+    /// `server_error`, `UNAVAILABLE` …).
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error(kind) => kind,
+            Outcome::Timeout => "timeout",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Http(status) => match StatusClass::of(*status) {
+                StatusClass::ServerError => "server_error",
+                StatusClass::ClientError => "client_error",
+                _ => "ok",
+            },
+            Outcome::Grpc(code) => code.as_str(),
+        }
+    }
+}
+
 impl LabelValue for Outcome {
     fn write_value(&self, out: &mut LabelValues<'_>) {
         match self {

@@ -56,7 +56,7 @@ use crate::classify::Outcome;
 use crate::clock::Stamp;
 use crate::telemetry::Telemetry;
 use crate::tenant::Tenant;
-use crate::trace::TraceRef;
+use crate::trace::{AttrValue, OpenSpan, SpanEnd, TraceRef};
 
 /// What an [`Operation`] hands its recorder when it ends.
 #[derive(Debug)]
@@ -82,6 +82,14 @@ pub trait RecordOperation {
 
     /// Records one finished operation. Called exactly once per operation.
     fn record(&self, done: Completed<'_, Self::Labels>);
+
+    /// Opens the span of an operation with these labels, through
+    /// [`Telemetry::start_span`]; called only when the telemetry opens
+    /// spans. Default: no span.
+    fn open_span(&self, telemetry: &Telemetry, labels: &Self::Labels) -> OpenSpan {
+        let _ = (telemetry, labels);
+        OpenSpan::default()
+    }
 }
 
 impl<R: RecordOperation + ?Sized> RecordOperation for &R {
@@ -89,12 +97,18 @@ impl<R: RecordOperation + ?Sized> RecordOperation for &R {
     fn record(&self, done: Completed<'_, R::Labels>) {
         (**self).record(done)
     }
+    fn open_span(&self, telemetry: &Telemetry, labels: &R::Labels) -> OpenSpan {
+        (**self).open_span(telemetry, labels)
+    }
 }
 
 impl<R: RecordOperation + ?Sized> RecordOperation for std::sync::Arc<R> {
     type Labels = R::Labels;
     fn record(&self, done: Completed<'_, R::Labels>) {
         (**self).record(done)
+    }
+    fn open_span(&self, telemetry: &Telemetry, labels: &R::Labels) -> OpenSpan {
+        (**self).open_span(telemetry, labels)
     }
 }
 
@@ -107,12 +121,27 @@ pub struct Operation<R: RecordOperation> {
     state: Option<(R::Labels, Tenant)>,
     trace: Option<TraceRef>,
     start: Stamp,
+    /// The operation's span, when the telemetry opens spans.
+    traced: Option<Box<(OpenSpan, Telemetry)>>,
 }
 
 impl<R: RecordOperation> Operation<R> {
     /// Starts an operation for the current request's tenant, with the
     /// exemplar of `telemetry`'s trace context.
+    ///
+    /// When the telemetry opens spans, the operation opens one through
+    /// [`RecordOperation::open_span`]; it is entered while a
+    /// [`time`](Operation::time)d future runs, and ends with the operation.
     pub fn start(telemetry: &Telemetry, recorder: R, labels: R::Labels) -> Self {
+        if telemetry.opens_spans() {
+            let span = recorder.open_span(telemetry, &labels);
+            let tenant = crate::scope::current_tenant();
+            let trace = match span.context() {
+                Some(context) => context.exemplar(),
+                None => telemetry.current_trace(),
+            };
+            return Self::start_for(tenant, trace, recorder, labels).traced(telemetry, span);
+        }
         let (tenant, trace) = if telemetry.has_trace_context_hook() {
             (crate::scope::current_tenant(), telemetry.current_trace())
         } else {
@@ -140,7 +169,33 @@ impl<R: RecordOperation> Operation<R> {
             state: Some((labels, tenant)),
             trace,
             start: Stamp::now(),
+            traced: None,
         }
+    }
+
+    /// Attaches a span the caller opened (see [`Telemetry::start_span`]):
+    /// the operation's exemplar becomes the span's, and the span ends
+    /// with the operation, with its outcome.
+    pub fn traced(mut self, telemetry: &Telemetry, span: OpenSpan) -> Self {
+        if span.span().is_some() {
+            if let Some(exemplar) = span.context().and_then(|c| c.exemplar()) {
+                self.trace = Some(exemplar);
+            }
+            self.traced = Some(Box::new((span, telemetry.clone())));
+        }
+        self
+    }
+
+    /// The operation's span, if it has one.
+    pub fn span(&self) -> Option<&OpenSpan> {
+        self.traced.as_ref().map(|t| &t.0)
+    }
+
+    /// Enters the operation's `tracing` span, if it has one, until the
+    /// returned guard drops (poll the operation's work inside it).
+    #[inline]
+    pub fn enter(&self) -> Option<tracing::span::Entered<'_>> {
+        self.traced.as_ref()?.0.span().map(tracing::Span::enter)
     }
 
     /// The tenant it runs for.
@@ -165,6 +220,19 @@ impl<R: RecordOperation> Operation<R> {
 
     fn record(&mut self, outcome: Outcome) {
         if let Some((labels, tenant)) = self.state.take() {
+            if let Some(traced) = self.traced.take() {
+                let (span, telemetry) = &*traced;
+                let error = outcome.is_failure().then(|| outcome.describe());
+                let status = match outcome {
+                    Outcome::Http(status) => Some(("http.response.status_code", status.into())),
+                    Outcome::Grpc(code) => {
+                        Some(("rpc.grpc.status_code", AttrValue::Int(code as i64)))
+                    }
+                    _ => None,
+                };
+                let attributes = status.as_slice();
+                telemetry.end_span(span, &SpanEnd::new(error, attributes));
+            }
             self.recorder.record(Completed {
                 tenant: &tenant,
                 labels,
@@ -240,7 +308,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        let span = this.end.as_ref().and_then(|(op, _)| op.enter());
         let output = std::task::ready!(this.inner.poll(cx));
+        drop(span);
         if let Some((operation, classify)) = this.end.take() {
             let outcome = classify(&output);
             operation.finish(outcome);

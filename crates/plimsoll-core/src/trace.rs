@@ -91,6 +91,23 @@ impl SpanContext {
         })
     }
 
+    /// The W3C `traceparent` value of this span.
+    ///
+    /// ```
+    /// use plimsoll_core::trace::SpanContext;
+    /// let value = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// let span = SpanContext::from_traceparent(value.as_bytes()).unwrap();
+    /// assert_eq!(span.traceparent(), value);
+    /// ```
+    pub fn traceparent(&self) -> String {
+        format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id,
+            self.span_id,
+            u8::from(self.sampled)
+        )
+    }
+
     /// The exemplar of this span: its ids when sampled, else `None` (an
     /// exemplar pointing to a trace that was not kept leads nowhere).
     #[inline]
@@ -102,13 +119,233 @@ impl SpanContext {
     }
 }
 
-/// Where the trace context of the running code comes from.
+/// Where the trace context of the running code comes from, and how
+/// integrations open spans.
 ///
-/// Called when an operation or a request starts (not per observation), on
-/// the thread running it.
+/// [`current`](TraceContext::current) is called when an operation or a
+/// request starts (not per observation), on the thread running it. The
+/// span methods are called only when
+/// [`opens_spans`](TraceContext::opens_spans) is true: a hook that only
+/// supplies exemplars leaves them as they are.
 pub trait TraceContext: Send + Sync + fmt::Debug + 'static {
     /// The span running now, if any.
     fn current(&self) -> Option<SpanContext>;
+
+    /// Whether the hook is in use. A telemetry built with a hook that is
+    /// not (a tracing backend whose export is off) behaves as if none was
+    /// set. Default: yes.
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    /// Declares the hook's own families (exporter counters …) on a
+    /// telemetry built with it; called once by
+    /// [`build`](crate::TelemetryBuilder::build). Default: nothing.
+    fn register(&self, telemetry: &crate::Telemetry) -> Result<(), crate::RegisterError> {
+        let _ = telemetry;
+        Ok(())
+    }
+
+    /// Whether integrations should open spans through this hook (read once
+    /// when the telemetry is built). Default: no.
+    fn opens_spans(&self) -> bool {
+        false
+    }
+
+    /// Opens a span for a request or operation that starts now. A server
+    /// span takes its parent from [`SpanStart::headers`]; any other span is
+    /// a child of the span running now. The result may carry a context
+    /// without a span (a request that is not sampled still has a trace to
+    /// propagate), or nothing. Default: nothing.
+    fn start_span(&self, start: &SpanStart<'_>) -> OpenSpan {
+        let _ = start;
+        OpenSpan::default()
+    }
+
+    /// Records how a span's work ended, before the span is dropped.
+    /// Default: nothing.
+    fn end_span(&self, span: &OpenSpan, end: &SpanEnd<'_>) {
+        let _ = (span, end);
+    }
+
+    /// Writes the context of `span` into an outgoing request's headers.
+    /// Default: a W3C `traceparent` from the span's context, if any.
+    fn inject(&self, span: &OpenSpan, headers: &mut dyn HeadersMut) {
+        if let Some(context) = span.context() {
+            headers.set("traceparent", &context.traceparent());
+        }
+    }
+}
+
+/// The kind of span an integration opens, as OpenTelemetry names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SpanKind {
+    /// A request this service serves.
+    Server,
+    /// A call this service makes to another (HTTP, gRPC, a database, Redis).
+    Client,
+    /// Work inside this service (a cache load, a circuit breaker's call).
+    Internal,
+}
+
+impl SpanKind {
+    /// The kind's name in lower case (`server`, `client`, `internal`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Server => "server",
+            SpanKind::Client => "client",
+            SpanKind::Internal => "internal",
+        }
+    }
+}
+
+/// The value of a span attribute.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum AttrValue<'a> {
+    /// A string.
+    Str(&'a str),
+    /// An integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl<'a> From<&'a str> for AttrValue<'a> {
+    fn from(value: &'a str) -> Self {
+        AttrValue::Str(value)
+    }
+}
+
+impl From<i64> for AttrValue<'_> {
+    fn from(value: i64) -> Self {
+        AttrValue::Int(value)
+    }
+}
+
+impl From<u16> for AttrValue<'_> {
+    fn from(value: u16) -> Self {
+        AttrValue::Int(value.into())
+    }
+}
+
+impl From<bool> for AttrValue<'_> {
+    fn from(value: bool) -> Self {
+        AttrValue::Bool(value)
+    }
+}
+
+/// An attribute of a span: an OpenTelemetry semantic-convention key and
+/// its value.
+pub type Attribute<'a> = (&'static str, AttrValue<'a>);
+
+/// Read access to an incoming request's headers, to extract the remote
+/// trace context (`traceparent`, `tracestate`, `baggage`).
+pub trait Headers {
+    /// The first value of header `name` (lower case), if it is text.
+    fn get(&self, name: &str) -> Option<&str>;
+}
+
+/// Write access to an outgoing request's headers, to inject the trace
+/// context.
+pub trait HeadersMut {
+    /// Sets header `name` (lower case) to `value`, replacing any value.
+    fn set(&mut self, name: &str, value: &str);
+}
+
+/// What an integration knows when the work of a span starts.
+#[non_exhaustive]
+pub struct SpanStart<'a> {
+    /// The span's name: `GET /orders/{id}`, `SELECT orders`, `GET` …
+    pub name: &'a str,
+    /// The span's kind.
+    pub kind: SpanKind,
+    /// Semantic-convention attributes known at the start.
+    pub attributes: &'a [Attribute<'a>],
+    /// The incoming request's headers, for a server span's remote parent.
+    pub headers: Option<&'a dyn Headers>,
+}
+
+impl<'a> SpanStart<'a> {
+    /// A span named `name` of kind `kind` with `attributes`.
+    pub fn new(name: &'a str, kind: SpanKind, attributes: &'a [Attribute<'a>]) -> Self {
+        SpanStart {
+            name,
+            kind,
+            attributes,
+            headers: None,
+        }
+    }
+
+    /// The incoming headers a server span takes its parent from.
+    pub fn with_headers(mut self, headers: &'a dyn Headers) -> Self {
+        self.headers = Some(headers);
+        self
+    }
+}
+
+impl fmt::Debug for SpanStart<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanStart")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("attributes", &self.attributes)
+            .field("headers", &self.headers.is_some())
+            .finish()
+    }
+}
+
+/// How the work of a span ended.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct SpanEnd<'a> {
+    /// The failure, if the work failed (the span's status is then error,
+    /// with this description).
+    pub error: Option<&'a str>,
+    /// Semantic-convention attributes known at the end.
+    pub attributes: &'a [Attribute<'a>],
+}
+
+impl<'a> SpanEnd<'a> {
+    /// An end that succeeded, or failed with `error`, with `attributes`.
+    pub fn new(error: Option<&'a str>, attributes: &'a [Attribute<'a>]) -> Self {
+        SpanEnd { error, attributes }
+    }
+}
+
+/// A span opened by the trace-context hook: its context (for exemplars,
+/// the request scope and propagation) and the `tracing` span recording it,
+/// when it is recorded. The span ends when this is dropped.
+#[derive(Clone, Debug, Default)]
+pub struct OpenSpan {
+    context: Option<SpanContext>,
+    span: Option<tracing::Span>,
+}
+
+impl OpenSpan {
+    /// A span with `context`, recorded by `span` when it is `Some`.
+    pub fn new(context: Option<SpanContext>, span: Option<tracing::Span>) -> Self {
+        OpenSpan { context, span }
+    }
+
+    /// The span's context (a request that is not sampled still has one).
+    #[inline]
+    pub fn context(&self) -> Option<SpanContext> {
+        self.context
+    }
+
+    /// The `tracing` span recording the work, if it is recorded.
+    #[inline]
+    pub fn span(&self) -> Option<&tracing::Span> {
+        self.span.as_ref()
+    }
+
+    /// Whether anything was opened.
+    #[inline]
+    pub fn is_none(&self) -> bool {
+        self.context.is_none() && self.span.is_none()
+    }
 }
 
 /// The default [`TraceContext`]: the span context of the current request

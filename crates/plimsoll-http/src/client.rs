@@ -38,6 +38,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use plimsoll_core::classify::Outcome;
 use plimsoll_core::operation::{Completed, Operation, RecordOperation, Timed};
+use plimsoll_core::trace::{OpenSpan, SpanKind, SpanStart};
 use plimsoll_core::{Histogram, LabelGuard, Telemetry, Tenant, impl_label_set, label_key};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -95,6 +96,16 @@ impl RecordOperation for ExternalCalls {
         };
         self.histogram
             .observe_with_exemplar(done.tenant, &key, done.seconds, done.trace);
+    }
+
+    /// A client span named `service endpoint`.
+    fn open_span(&self, telemetry: &Telemetry, labels: &CallLabels) -> OpenSpan {
+        let name = format!("{} {}", labels.service, labels.endpoint);
+        let attributes = [
+            ("peer.service", (&*labels.service).into()),
+            ("plimsoll.endpoint", (&*labels.endpoint).into()),
+        ];
+        telemetry.start_span(&SpanStart::new(&name, SpanKind::Client, &attributes))
     }
 }
 
@@ -270,7 +281,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         let layer = &self.layer;
         let endpoint = match &layer.endpoint {
             Some(f) => layer.calls.endpoints.admit(&f(req.method(), req.uri())),
@@ -287,7 +298,22 @@ where
                 Arc::clone(&layer.calls),
                 labels,
             ),
+            // A span of the request's own opens below, not the generic one.
+            None if layer.calls.telemetry.opens_spans() => Operation::start_for(
+                plimsoll_core::scope::current_tenant(),
+                None,
+                Arc::clone(&layer.calls),
+                labels,
+            ),
             None => Operation::start(&layer.calls.telemetry, Arc::clone(&layer.calls), labels),
+        };
+        let telemetry = &layer.calls.telemetry;
+        let call = if telemetry.opens_spans() {
+            let span = client_span(telemetry, &layer.service, &req);
+            telemetry.inject(&span, &mut crate::tenant::HeaderWriter(req.headers_mut()));
+            call.traced(telemetry, span)
+        } else {
+            call
         };
         ResponseFuture {
             inner: self.inner.call(req),
@@ -321,7 +347,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let output = std::task::ready!(this.inner.poll(cx));
+        let entered = this.call.as_ref().and_then(Operation::enter);
+        let output = this.inner.poll(cx);
+        drop(entered);
+        let output = std::task::ready!(output);
         if let Some(call) = this.call.take() {
             call.finish(match &output {
                 Ok(response) => Outcome::Http(response.status().as_u16()),
@@ -330,4 +359,28 @@ where
         }
         Poll::Ready(output)
     }
+}
+
+/// The client span of an outbound HTTP request, named by its method, with
+/// the semantic-convention attributes (the URL without its query).
+#[inline(never)]
+fn client_span<B>(telemetry: &Telemetry, service: &str, req: &Request<B>) -> OpenSpan {
+    let uri = req.uri();
+    let url = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => format!("{scheme}://{authority}{}", uri.path()),
+        _ => uri.path().to_owned(),
+    };
+    let method = req.method().as_str();
+    let mut attributes = vec![
+        ("http.request.method", method.into()),
+        ("url.full", url.as_str().into()),
+        ("peer.service", service.into()),
+    ];
+    if let Some(host) = uri.host() {
+        attributes.push(("server.address", host.into()));
+    }
+    if let Some(port) = uri.port_u16() {
+        attributes.push(("server.port", port.into()));
+    }
+    telemetry.start_span(&SpanStart::new(method, SpanKind::Client, &attributes))
 }

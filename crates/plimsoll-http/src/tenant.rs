@@ -136,6 +136,47 @@ pub(crate) fn request_span(
     }
 }
 
+/// A request's headers, as the trace-context hook reads them.
+pub(crate) struct HeaderCarrier<'a>(pub(crate) &'a HeaderMap);
+
+impl plimsoll_core::trace::Headers for HeaderCarrier<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name)?.to_str().ok()
+    }
+}
+
+/// An outgoing request's headers, as the trace-context hook writes them.
+pub(crate) struct HeaderWriter<'a>(pub(crate) &'a mut HeaderMap);
+
+impl plimsoll_core::trace::HeadersMut for HeaderWriter<'_> {
+    fn set(&mut self, name: &str, value: &str) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// Opens the server span of a request through the trace-context hook
+/// (call only when the telemetry opens spans).
+pub(crate) fn server_span(
+    telemetry: &Telemetry,
+    headers: &HeaderMap,
+    name: &str,
+    attributes: &[plimsoll_core::trace::Attribute<'_>],
+) -> plimsoll_core::trace::OpenSpan {
+    let carrier = HeaderCarrier(headers);
+    let start = plimsoll_core::trace::SpanStart::new(
+        name,
+        plimsoll_core::trace::SpanKind::Server,
+        attributes,
+    )
+    .with_headers(&carrier);
+    telemetry.start_span(&start)
+}
+
 /// The first value of header `name`. A request usually carries a handful of
 /// headers, and comparing names one by one is cheaper than hashing a
 /// custom name for the map's lookup; larger maps use the lookup.

@@ -36,6 +36,7 @@ use std::fmt;
 
 use plimsoll_core::classify::Outcome;
 use plimsoll_core::operation::{Completed, Operation, RecordOperation};
+use plimsoll_core::trace::{OpenSpan, SpanKind, SpanStart};
 use plimsoll_core::{Histogram, RegisterError, Telemetry, impl_label_set, label_key};
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
@@ -252,6 +253,15 @@ impl RecordOperation for RedisMetrics {
         };
         self.commands
             .observe_with_exemplar(done.tenant, &key, done.seconds, done.trace);
+    }
+
+    /// A client span named by the command (`GET`).
+    fn open_span(&self, telemetry: &Telemetry, command: &&'static str) -> OpenSpan {
+        let attributes = [
+            ("db.system.name", "redis".into()),
+            ("db.operation.name", (*command).into()),
+        ];
+        telemetry.start_span(&SpanStart::new(command, SpanKind::Client, &attributes))
     }
 }
 

@@ -9,6 +9,7 @@ use plimsoll_core::classify::Outcome;
 use plimsoll_core::clock::Stamp;
 use plimsoll_core::operation::{Completed, Operation, RecordOperation};
 use plimsoll_core::scope::{RequestObserver, Scope};
+use plimsoll_core::trace::{Attribute, OpenSpan, SpanKind, SpanStart};
 use plimsoll_core::{Counter, Histogram, LabelGuard, RegisterError, Telemetry, Tenant};
 use sqlx_core::database::Database;
 use sqlx_core::error::Error;
@@ -411,6 +412,30 @@ impl RecordOperation for Db {
                 "slow query"
             );
         }
+    }
+
+    /// A client span named `OPERATION table` (`SELECT orders`), with the
+    /// statement's shape (every literal replaced by `?`) as its text.
+    fn open_span(&self, telemetry: &Telemetry, query: &Query) -> OpenSpan {
+        let operation = query.operation.as_str().to_ascii_uppercase();
+        let name = if &*query.table == sql::NO_TABLE {
+            operation.clone()
+        } else {
+            format!("{operation} {}", query.table)
+        };
+        let shape = query
+            .sql
+            .as_ref()
+            .map(|statement| sql::shape_in(statement.as_str(), query.dialect));
+        let mut attributes: Vec<Attribute<'_>> = vec![
+            ("db.namespace", (&*self.database).into()),
+            ("db.operation.name", operation.as_str().into()),
+            ("db.collection.name", (&*query.table).into()),
+        ];
+        if let Some(shape) = &shape {
+            attributes.push(("db.query.text", shape.as_str().into()));
+        }
+        telemetry.start_span(&SpanStart::new(&name, SpanKind::Client, &attributes))
     }
 }
 

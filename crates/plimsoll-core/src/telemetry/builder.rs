@@ -86,6 +86,9 @@ pub enum BuildError {
         /// Why it is invalid.
         source: InvalidTenant,
     },
+    /// The trace-context hook could not declare its families.
+    #[error("trace_context: {0}")]
+    TraceContext(crate::RegisterError),
     /// A label bound names a label that is not an open label of the family.
     #[error(
         "label_bounds[{family}.{label}]: {family:?} has no open label {label:?} (open labels: {open:?})"
@@ -260,8 +263,12 @@ impl TelemetryBuilder {
     /// Where exemplars' trace and span ids come from (default:
     /// [`ScopeTraceContext`](crate::trace::ScopeTraceContext), the request
     /// scope's `traceparent`).
+    ///
+    /// A hook that is not [`enabled`](TraceContext::enabled) is ignored.
     pub fn with_trace_context(mut self, context: impl TraceContext) -> Self {
-        self.trace = Some(Arc::new(context));
+        self.trace = context
+            .enabled()
+            .then(|| Arc::new(context) as Arc<dyn TraceContext>);
         self
     }
 
@@ -442,6 +449,7 @@ impl TelemetryBuilder {
                 overflow,
                 build_info,
                 naming: self.naming,
+                spans: self.trace.as_ref().is_some_and(|t| t.opens_spans()),
                 trace: self.trace,
                 families: Mutex::new(Vec::new()),
                 guards: Mutex::new(HashMap::new()),
@@ -453,6 +461,10 @@ impl TelemetryBuilder {
         };
         if self.process_metrics {
             crate::process::register(&telemetry).expect("process metric names are valid and free");
+        }
+        if let Some(hook) = &telemetry.inner.trace {
+            hook.register(&telemetry)
+                .map_err(BuildError::TraceContext)?;
         }
         Ok(telemetry)
     }

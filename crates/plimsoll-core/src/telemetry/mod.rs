@@ -37,7 +37,10 @@ use crate::metrics::{
 };
 use crate::names;
 use crate::tenant::{DEFAULT_MAX_TENANTS, InvalidTenant, Tenant, TenantError, TenantRegistry};
-use crate::trace::{ScopeTraceContext, SpanContext, TraceContext, TraceRef};
+use crate::trace::{
+    HeadersMut, OpenSpan, ScopeTraceContext, SpanContext, SpanEnd, SpanStart, TraceContext,
+    TraceRef,
+};
 
 struct Registered {
     /// Name without prefix (and without `_total` for counters).
@@ -61,6 +64,8 @@ struct Inner {
     build_info: Option<String>,
     naming: Naming,
     trace: Option<Arc<dyn TraceContext>>,
+    /// Whether the hook opens spans (read once).
+    spans: bool,
     families: Mutex<Vec<Registered>>,
     /// Label guards, one per exposed metric and label.
     guards: Mutex<HashMap<(String, String), LabelGuard>>,
@@ -186,6 +191,46 @@ impl Telemetry {
     #[inline]
     pub fn has_trace_context_hook(&self) -> bool {
         self.inner.trace.is_some()
+    }
+
+    /// Whether integrations open spans (the trace-context hook says so).
+    #[inline]
+    pub fn opens_spans(&self) -> bool {
+        self.inner.spans
+    }
+
+    /// Opens a span through the trace-context hook (see
+    /// [`TraceContext::start_span`]); nothing unless
+    /// [`opens_spans`](Self::opens_spans).
+    #[inline]
+    pub fn start_span(&self, start: &SpanStart<'_>) -> OpenSpan {
+        match &self.inner.trace {
+            Some(hook) if self.inner.spans => hook.start_span(start),
+            _ => OpenSpan::default(),
+        }
+    }
+
+    /// Records how a span's work ended (see [`TraceContext::end_span`]).
+    #[inline]
+    pub fn end_span(&self, span: &OpenSpan, end: &SpanEnd<'_>) {
+        if let Some(hook) = &self.inner.trace
+            && !span.is_none()
+        {
+            hook.end_span(span, end);
+        }
+    }
+
+    /// Writes a span's context into an outgoing request's headers (see
+    /// [`TraceContext::inject`]).
+    #[inline]
+    pub fn inject(&self, span: &OpenSpan, headers: &mut dyn HeadersMut) {
+        if span.is_none() {
+            return;
+        }
+        match &self.inner.trace {
+            Some(hook) => hook.inject(span, headers),
+            None => ScopeTraceContext.inject(span, headers),
+        }
     }
 
     /// Tells `observer` of every request the server layers built on this

@@ -55,7 +55,10 @@ impl<B: Body> Body for ResponseBody<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
         let inner = this.inner.as_mut();
-        let frame = std::task::ready!(scope::poll_in(this.scope, || inner.poll_frame(cx)));
+        let entered = this.call.as_ref().and_then(Operation::enter);
+        let frame = scope::poll_in(this.scope, || inner.poll_frame(cx));
+        drop(entered);
+        let frame = std::task::ready!(frame);
         let end = |call: &mut Option<Operation<Calls>>, code: GrpcCode| {
             if let Some(call) = call.take() {
                 call.finish(Outcome::Grpc(code));

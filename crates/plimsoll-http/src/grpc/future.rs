@@ -30,7 +30,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let inner = this.inner;
+        let entered = this.call.as_ref().and_then(Operation::enter);
         let polled = scope::poll_in(this.scope, || inner.poll(cx));
+        drop(entered);
         match std::task::ready!(polled) {
             Ok(response) => {
                 // Not a gRPC answer: classified by its HTTP status.

@@ -27,7 +27,15 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let shared = &self.shared;
         let tenant = shared.tenants.resolve(req.headers(), req.extensions());
-        let span = crate::tenant::request_span(&shared.telemetry, req.headers(), true);
+        let open = if shared.telemetry.opens_spans() {
+            server_span(&shared.telemetry, &req, &tenant)
+        } else {
+            plimsoll_core::trace::OpenSpan::default()
+        };
+        let span = match open.context() {
+            Some(context) => Some(context),
+            None => crate::tenant::request_span(&shared.telemetry, req.headers(), true),
+        };
         let observed = shared.telemetry.observes_requests();
         let scope = if observed {
             Scope::counting(tenant.clone(), span)
@@ -43,13 +51,35 @@ where
                 path: req.uri().path_and_query().cloned(),
                 observed: (observed && scope.owns_count()).then(|| scope.clone()),
             },
-        );
+        )
+        .traced(&shared.telemetry, open);
         let mut scope = Some(scope);
+        let entered = call.enter();
         let inner = scope::poll_in(&mut scope, || self.inner.call(req));
+        drop(entered);
         ResponseFuture {
             inner,
             call: Some(call),
             scope,
         }
     }
+}
+
+/// The call's server span, named `package.Service/Method`, with the
+/// `rpc.*` attributes.
+#[inline(never)]
+fn server_span<B>(
+    telemetry: &plimsoll_core::Telemetry,
+    req: &Request<B>,
+    tenant: &plimsoll_core::Tenant,
+) -> plimsoll_core::trace::OpenSpan {
+    let path = req.uri().path().trim_start_matches('/');
+    let (service, method) = path.split_once('/').unwrap_or((path, ""));
+    let attributes = [
+        ("rpc.system", "grpc".into()),
+        ("rpc.service", service.into()),
+        ("rpc.method", method.into()),
+        ("tenant.id", tenant.as_str().into()),
+    ];
+    crate::tenant::server_span(telemetry, req.headers(), path, &attributes)
 }

@@ -9,6 +9,7 @@ use http::Response;
 use pin_project_lite::pin_project;
 use plimsoll_core::clock::Stamp;
 use plimsoll_core::scope::{self, Scope};
+use plimsoll_core::trace::{OpenSpan, SpanEnd};
 use plimsoll_core::{SeriesKey, Tenant, TraceRef};
 
 use super::body::ResponseBody;
@@ -28,6 +29,9 @@ pub(crate) struct Request {
     /// From `Content-Length`, when body sizes are recorded.
     pub(crate) request_size: Option<u64>,
     pub(crate) header_timing: bool,
+    /// The request's server span, when the telemetry opens spans: entered
+    /// while the handler and the body are polled, ended with the guard.
+    pub(crate) trace: OpenSpan,
 }
 
 /// Records the request exactly once: when the response ends, or, if it is
@@ -69,6 +73,7 @@ impl Guard {
     /// the guard when this returns, or unwinds).
     #[inline]
     pub(crate) fn in_scope<T>(&mut self, poll: impl FnOnce() -> T) -> T {
+        let _entered = self.request.trace.span().map(tracing::Span::enter);
         scope::poll_in(&mut self.request.scope, poll)
     }
 
@@ -122,6 +127,21 @@ impl Guard {
         self.record(500, Some(ErrorType::ServerError));
     }
 
+    /// Ends the server span: the status code, and an error status for
+    /// server errors and cancelled requests (a 4xx is the client's).
+    #[inline(never)]
+    fn end_span(&self, status: u16, error: Option<ErrorType>) {
+        let error = match error {
+            Some(ErrorType::ServerError) => Some("server_error"),
+            Some(ErrorType::Cancelled) => Some("cancelled"),
+            _ => None,
+        };
+        let attributes = [("http.response.status_code", status.into())];
+        self.shared
+            .telemetry
+            .end_span(&self.request.trace, &SpanEnd::new(error, &attributes));
+    }
+
     fn record(&mut self, status: u16, error: Option<ErrorType>) {
         self.done = true;
         let r = &self.request;
@@ -139,6 +159,10 @@ impl Guard {
             request_size: r.request_size,
             response_size: self.response_size,
         });
+        if self.request.trace.span().is_some() {
+            self.end_span(status, error);
+        }
+        let r = &self.request;
         if let Some(threshold) = self.shared.slow
             && elapsed >= threshold.as_secs_f64()
         {

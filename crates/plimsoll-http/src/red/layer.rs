@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use plimsoll_core::classify::{ErrorType, StatusClassifier};
 use plimsoll_core::scope::Scope;
+use plimsoll_core::trace::{Attribute, OpenSpan};
 use plimsoll_core::{
     Counter, Gauge, Histogram, LabelGuard, RegisterError, SeriesKey, Telemetry, Tenant,
 };
@@ -456,7 +457,14 @@ impl Shared {
         }
         let method = crate::labels::Method::of(req.method());
         let tenant = self.tenants.resolve(req.headers(), req.extensions());
-        let span = crate::tenant::request_span(&self.telemetry, req.headers(), self.traceparent);
+        let (span, trace) = if self.telemetry.opens_spans() {
+            let open = self.server_span(req, method, &route, &tenant);
+            (open.context(), open)
+        } else {
+            let span =
+                crate::tenant::request_span(&self.telemetry, req.headers(), self.traceparent);
+            (span, OpenSpan::default())
+        };
         let lookup = || {
             let key = RouteKey {
                 method,
@@ -495,8 +503,48 @@ impl Shared {
                 start,
                 request_size,
                 header_timing,
+                trace,
             },
         ))
+    }
+
+    /// The request's server span, named `METHOD route` (or `METHOD` when
+    /// no route matched), with the semantic-convention attributes.
+    #[inline(never)]
+    fn server_span<B>(
+        &self,
+        req: &http::Request<B>,
+        method: crate::labels::Method,
+        route: &Route,
+        tenant: &Tenant,
+    ) -> OpenSpan {
+        use plimsoll_core::labels::ClosedLabel;
+        let method = method.as_str();
+        let matched = !matches!(route, Route::Unmatched);
+        let name = if matched {
+            format!("{method} {}", route.as_str())
+        } else {
+            method.to_owned()
+        };
+        let mut attributes: Vec<Attribute<'_>> = vec![
+            ("http.request.method", method.into()),
+            ("url.path", req.uri().path().into()),
+            ("tenant.id", tenant.as_str().into()),
+        ];
+        if matched {
+            attributes.push(("http.route", route.as_str().into()));
+        }
+        if let Some(scheme) = req.uri().scheme_str() {
+            attributes.push(("url.scheme", scheme.into()));
+        }
+        if let Some(agent) = req
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            attributes.push(("user_agent.original", agent.into()));
+        }
+        crate::tenant::server_span(&self.telemetry, req.headers(), &name, &attributes)
     }
 
     /// Whether the request's route template or path is in the ignore list.

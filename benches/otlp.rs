@@ -1,0 +1,138 @@
+//! Per-request cost of tracing on top of the RED layer, in process (router
+//! `oneshot`), in one run:
+//!
+//! - `red`: the RED layer, no tracing pipeline (the baseline);
+//! - `export_off`: the pipeline set up with no endpoint (logs on, at
+//!   `info`): its hook is inert;
+//! - `not_sampled`: exporting, with a sampler that keeps no trace (a
+//!   decision and a trace id per request, no span);
+//! - `sampled`: exporting every request's server span to a live collector
+//!   (`rotel-agent` on loopback), over gRPC.
+//!
+//! Each request is a `GET /api/v1/orders/{id}` carrying a tenant header,
+//! whose body is read to the end.
+//!
+//! Run: `cargo bench --bench otlp --features http,otlp` (with
+//! `rotel-agent` on `PATH` for `sampled`: `scripts/install-services.sh`).
+
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+mod harness;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::routing::get;
+use criterion::Criterion;
+use http::Request;
+use plimsoll::Telemetry;
+use plimsoll::http::RedMetricsLayer;
+use plimsoll::otlp::{Root, Sampler, Tracing, TracingGuard};
+use tower::ServiceExt;
+
+async fn order(Path(id): Path<u64>) -> String {
+    format!("order {id}")
+}
+
+fn app(t: &Telemetry) -> Router {
+    Router::new()
+        .route("/api/v1/orders/{id}", get(order))
+        .layer(
+            RedMetricsLayer::builder(t)
+                .with_tenant_header("x-tenant-id")
+                .build()
+                .unwrap(),
+        )
+        .with_state(())
+}
+
+fn run(rt: &tokio::runtime::Runtime, app: &Router, iters: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..iters {
+            let req = Request::get(format!("/api/v1/orders/{}", i % 64))
+                .header("x-tenant-id", "acme")
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(req).await.unwrap();
+            black_box(
+                axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .unwrap(),
+            );
+        }
+        start.elapsed()
+    })
+}
+
+fn telemetry(guard: Option<&TracingGuard>) -> Telemetry {
+    let mut builder = Telemetry::builder().with_process_metrics(false);
+    if let Some(guard) = guard {
+        builder = builder.with_trace_context(guard.trace_context());
+    }
+    builder.build().unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = harness::runtime();
+    let mut group = c.benchmark_group("otlp");
+
+    let t = telemetry(None);
+    let red = app(&t);
+    group.bench_function("red", |b| b.iter_custom(|n| run(&rt, &red, n)));
+
+    let (off, dispatch) = Tracing::builder().logs(true).build().unwrap();
+    assert!(!off.is_exporting());
+    let t = telemetry(Some(&off));
+    let routed = app(&t);
+    tracing::dispatcher::with_default(&dispatch, || {
+        group.bench_function("export_off", |b| b.iter_custom(|n| run(&rt, &routed, n)));
+    });
+
+    let Some(collector) = support::otlp_collector() else {
+        eprintln!("rotel-agent is missing: not_sampled and sampled are not measured");
+        return;
+    };
+    for (name, sampler) in [
+        ("not_sampled", Sampler::ParentBased(Root::AlwaysOff)),
+        ("sampled", Sampler::AlwaysOn),
+    ] {
+        let (guard, dispatch) = Tracing::builder()
+            .endpoint(collector.grpc_endpoint())
+            .sampler(sampler)
+            .logs(false)
+            .build()
+            .unwrap();
+        let t = telemetry(Some(&guard));
+        let routed = app(&t);
+        tracing::dispatcher::with_default(&dispatch, || {
+            group.bench_function(name, |b| b.iter_custom(|n| run(&rt, &routed, n)));
+        });
+        guard.flush();
+        let scrape = t.scrape();
+        let exported = scrape
+            .value(
+                "plimsoll_spans_exported_total",
+                &[("tenant_id", "__system__")],
+            )
+            .unwrap_or(0.0);
+        let dropped: f64 = ["queue_full", "export_failed", "timeout"]
+            .iter()
+            .filter_map(|r| {
+                scrape.value(
+                    "plimsoll_spans_dropped_total",
+                    &[("tenant_id", "__system__"), ("reason", r)],
+                )
+            })
+            .sum();
+        eprintln!("{name}: {exported} spans exported, {dropped} dropped");
+    }
+    group.finish();
+}
+
+harness::bench_main!(5, bench);

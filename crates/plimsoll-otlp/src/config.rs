@@ -1,0 +1,675 @@
+//! Settings: set in code, overridden by the standard OpenTelemetry
+//! environment variables, checked when the pipeline is built.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// The wire protocol of OTLP export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// OTLP over gRPC (`grpc`), port 4317 by convention.
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies (`http/protobuf`), port 4318.
+    HttpProtobuf,
+}
+
+/// How log lines are written to standard output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Text for people, one line per event.
+    Human,
+    /// One JSON object per line, with `trace_id`, `span_id` and
+    /// `tenant_id` (see the crate docs for the fields).
+    Json,
+}
+
+/// Which traces are recorded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Sampler {
+    /// Every trace.
+    AlwaysOn,
+    /// None.
+    AlwaysOff,
+    /// This share of traces, chosen by trace id (0 to 1).
+    Ratio(f64),
+    /// The caller's decision when a request carries a trace context, else
+    /// the root sampler (the default is `ParentBased(AlwaysOn)`).
+    ParentBased(Root),
+}
+
+/// The sampler of traces that start here, under [`Sampler::ParentBased`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Root {
+    /// Every trace.
+    AlwaysOn,
+    /// None.
+    AlwaysOff,
+    /// This share of traces (0 to 1).
+    Ratio(f64),
+}
+
+/// A setting that cannot be used. The message names the variable or the
+/// builder method.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {value:?} {reason}")]
+pub struct ConfigError {
+    /// The environment variable or builder method.
+    pub field: String,
+    /// The value given.
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn invalid(field: &str, value: &str, reason: impl fmt::Display) -> ConfigError {
+    ConfigError {
+        field: field.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The settings of one pipeline, resolved.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// `None`: export is off.
+    pub(crate) endpoint: Option<String>,
+    pub(crate) protocol: Protocol,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) timeout: Duration,
+    pub(crate) gzip: bool,
+    pub(crate) sampler: Sampler,
+    pub(crate) resource: BTreeMap<String, String>,
+    pub(crate) log_format: LogFormat,
+    pub(crate) log_filter: String,
+    pub(crate) traces_filter: String,
+    pub(crate) logs: bool,
+    pub(crate) queue_size: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) schedule_delay: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) warn_interval: Duration,
+}
+
+/// Settings given in code; every one of them may be overridden by its
+/// environment variable (see [`TracingBuilder`](crate::TracingBuilder)).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Code {
+    pub(crate) service_name: Option<String>,
+    pub(crate) service_version: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) attributes: Vec<(String, String)>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) protocol: Option<Protocol>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) gzip: Option<bool>,
+    pub(crate) sampler: Option<Sampler>,
+    pub(crate) log_format: Option<LogFormat>,
+    pub(crate) log_filter: Option<String>,
+    pub(crate) traces_filter: Option<String>,
+    pub(crate) logs: Option<bool>,
+    pub(crate) queue_size: Option<usize>,
+    pub(crate) batch_size: Option<usize>,
+    pub(crate) schedule_delay: Option<Duration>,
+    pub(crate) shutdown_timeout: Option<Duration>,
+    pub(crate) warn_interval: Option<Duration>,
+    pub(crate) disabled: bool,
+}
+
+/// Reads one environment variable: `None` when unset or empty.
+pub(crate) type Env = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The first of `names` that is set, with its name.
+fn first(env: &Env, names: &[&'static str]) -> Option<(&'static str, String)> {
+    names.iter().find_map(|n| var(env, n).map(|v| (*n, v)))
+}
+
+fn parse_bool(field: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(invalid(field, value, "is not true or false")),
+    }
+}
+
+fn parse_millis(field: &str, value: &str) -> Result<Duration, ConfigError> {
+    value
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| invalid(field, value, "is not a whole number of milliseconds"))
+}
+
+fn parse_count(field: &str, value: &str) -> Result<usize, ConfigError> {
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(invalid(field, value, "is not a whole number of at least 1")),
+    }
+}
+
+/// Decodes `%XX` escapes (the W3C baggage octet encoding used by
+/// `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_EXPORTER_OTLP_HEADERS`).
+fn percent_decode(field: &str, value: &str) -> Result<String, ConfigError> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| invalid(field, value, "has a % not followed by two hex digits"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| invalid(field, value, "decodes to invalid UTF-8"))
+}
+
+/// Parses `key=value,key=value` (percent-encoded values).
+pub(crate) fn parse_pairs(field: &str, value: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut pairs = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(invalid(field, value, format!("has {item:?} without '='")));
+        };
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(invalid(field, value, format!("has {item:?} without a key")));
+        }
+        pairs.push((percent_decode(field, k)?, percent_decode(field, v.trim())?));
+    }
+    Ok(pairs)
+}
+
+fn parse_ratio(field: &str, value: &str) -> Result<f64, ConfigError> {
+    match value.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(invalid(field, value, "is not a ratio between 0 and 1")),
+    }
+}
+
+pub(crate) fn check_ratio(field: &str, ratio: f64) -> Result<f64, ConfigError> {
+    if (0.0..=1.0).contains(&ratio) {
+        Ok(ratio)
+    } else {
+        Err(invalid(
+            field,
+            &ratio.to_string(),
+            "is not a ratio between 0 and 1",
+        ))
+    }
+}
+
+fn parse_sampler(env: &Env) -> Result<Option<Sampler>, ConfigError> {
+    let Some(name) = var(env, "OTEL_TRACES_SAMPLER") else {
+        return Ok(None);
+    };
+    let ratio = || match var(env, "OTEL_TRACES_SAMPLER_ARG") {
+        Some(arg) => parse_ratio("OTEL_TRACES_SAMPLER_ARG", &arg),
+        None => Ok(1.0),
+    };
+    Ok(Some(match name.as_str() {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::Ratio(ratio()?),
+        "parentbased_always_on" => Sampler::ParentBased(Root::AlwaysOn),
+        "parentbased_always_off" => Sampler::ParentBased(Root::AlwaysOff),
+        "parentbased_traceidratio" => Sampler::ParentBased(Root::Ratio(ratio()?)),
+        _ => {
+            return Err(invalid(
+                "OTEL_TRACES_SAMPLER",
+                &name,
+                "is not one of always_on, always_off, traceidratio, parentbased_always_on, \
+                 parentbased_always_off, parentbased_traceidratio",
+            ));
+        }
+    }))
+}
+
+fn parse_protocol(field: &str, value: &str) -> Result<Protocol, ConfigError> {
+    match value {
+        "grpc" => Ok(Protocol::Grpc),
+        "http/protobuf" => Ok(Protocol::HttpProtobuf),
+        "http/json" => Err(invalid(
+            field,
+            value,
+            "is not supported: use grpc or http/protobuf",
+        )),
+        _ => Err(invalid(field, value, "is not grpc or http/protobuf")),
+    }
+}
+
+/// A random identifier formatted as a UUID (version 4).
+fn random_uuid() -> String {
+    let v = crate::ids::random_u128();
+    let v = (v & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    let h = format!("{v:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+impl Code {
+    /// Resolves the settings: environment variables over code over
+    /// defaults.
+    pub(crate) fn resolve(&self, env: &Env) -> Result<Settings, ConfigError> {
+        let disabled = self.disabled
+            || match var(env, "OTEL_SDK_DISABLED") {
+                Some(v) => parse_bool("OTEL_SDK_DISABLED", &v)?,
+                None => false,
+            }
+            || match var(env, "OTEL_TRACES_EXPORTER") {
+                None => false,
+                Some(v) if v == "none" => true,
+                Some(v) if v == "otlp" => false,
+                Some(v) => {
+                    return Err(invalid("OTEL_TRACES_EXPORTER", &v, "is not otlp or none"));
+                }
+            };
+
+        let protocol = match first(
+            env,
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ],
+        ) {
+            Some((field, v)) => parse_protocol(field, &v)?,
+            None => self.protocol.unwrap_or(Protocol::Grpc),
+        };
+        if protocol == Protocol::Grpc && !cfg!(feature = "grpc") {
+            return Err(invalid(
+                "protocol",
+                "grpc",
+                "needs the `grpc` feature of plimsoll-otlp",
+            ));
+        }
+        if protocol == Protocol::HttpProtobuf && !cfg!(feature = "http") {
+            return Err(invalid(
+                "protocol",
+                "http/protobuf",
+                "needs the `http` feature of plimsoll-otlp",
+            ));
+        }
+        // The signal-specific variable is the full URL; the general one is
+        // a base to which HTTP adds the signal's path.
+        let endpoint = if let Some(v) = var(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            Some(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v))
+        } else if let Some(v) = var(env, "OTEL_EXPORTER_OTLP_ENDPOINT") {
+            let v = match protocol {
+                Protocol::HttpProtobuf => format!("{}/v1/traces", v.trim_end_matches('/')),
+                Protocol::Grpc => v,
+            };
+            Some(("OTEL_EXPORTER_OTLP_ENDPOINT", v))
+        } else {
+            self.endpoint.clone().map(|v| ("endpoint", v))
+        };
+        if let Some((field, url)) = &endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(field, url, "is not an http:// or https:// URL"));
+        }
+        let endpoint = if disabled {
+            None
+        } else {
+            endpoint.map(|(_, url)| url)
+        };
+
+        let mut headers = self.headers.clone();
+        for name in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        ] {
+            if let Some(v) = var(env, name) {
+                for (k, v) in parse_pairs(name, &v)? {
+                    headers.retain(|(old, _)| !old.eq_ignore_ascii_case(&k));
+                    headers.push((k, v));
+                }
+            }
+        }
+        for (k, v) in &headers {
+            let bad_name = k.is_empty()
+                || !k
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if bad_name || v.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                return Err(invalid(
+                    "headers",
+                    k,
+                    "is not a valid header name and value",
+                ));
+            }
+        }
+
+        let timeout = match first(
+            env,
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ],
+        ) {
+            Some((field, v)) => parse_millis(field, &v)?,
+            None => self.timeout.unwrap_or(Duration::from_secs(10)),
+        };
+        if timeout.is_zero() {
+            return Err(invalid("timeout", "0", "must be more than 0"));
+        }
+        let gzip = match first(
+            env,
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+            ],
+        ) {
+            Some((_, v)) if v == "gzip" => true,
+            Some((_, v)) if v == "none" => false,
+            Some((field, v)) => return Err(invalid(field, &v, "is not gzip or none")),
+            None => self.gzip.unwrap_or(false),
+        };
+
+        let sampler = match parse_sampler(env)? {
+            Some(s) => s,
+            None => self.sampler.unwrap_or(Sampler::ParentBased(Root::AlwaysOn)),
+        };
+        match sampler {
+            Sampler::Ratio(r) | Sampler::ParentBased(Root::Ratio(r)) => {
+                check_ratio("sampler", r)?;
+            }
+            _ => {}
+        }
+
+        // Resource: code, then OTEL_RESOURCE_ATTRIBUTES, then
+        // OTEL_SERVICE_NAME (which the specification puts first).
+        let mut resource = BTreeMap::new();
+        let mut put = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                resource.insert(k.to_owned(), v.clone());
+            }
+        };
+        put("service.name", &self.service_name);
+        put("service.version", &self.service_version);
+        put("deployment.environment.name", &self.environment);
+        put("service.instance.id", &self.instance_id);
+        for (k, v) in &self.attributes {
+            resource.insert(k.clone(), v.clone());
+        }
+        if let Some(v) = var(env, "OTEL_RESOURCE_ATTRIBUTES") {
+            resource.extend(parse_pairs("OTEL_RESOURCE_ATTRIBUTES", &v)?);
+        }
+        if let Some(v) = var(env, "OTEL_SERVICE_NAME") {
+            resource.insert("service.name".into(), v);
+        }
+        resource
+            .entry("service.name".into())
+            .or_insert_with(|| "unknown_service".into());
+        resource
+            .entry("service.instance.id".into())
+            .or_insert_with(random_uuid);
+        resource.insert("telemetry.sdk.name".into(), "opentelemetry".into());
+        resource.insert("telemetry.sdk.language".into(), "rust".into());
+        resource.insert("telemetry.distro.name".into(), "plimsoll".into());
+        resource.insert(
+            "telemetry.distro.version".into(),
+            env!("CARGO_PKG_VERSION").into(),
+        );
+
+        let log_format = match var(env, "PLIMSOLL_LOG_FORMAT") {
+            Some(v) if v == "json" => LogFormat::Json,
+            Some(v) if v == "human" => LogFormat::Human,
+            Some(v) => return Err(invalid("PLIMSOLL_LOG_FORMAT", &v, "is not json or human")),
+            None => self.log_format.unwrap_or(LogFormat::Human),
+        };
+        let log_filter = var(env, "RUST_LOG")
+            .or_else(|| self.log_filter.clone())
+            .unwrap_or_else(|| "info".into());
+        check_filter("RUST_LOG", &log_filter)?;
+        let traces_filter = var(env, "PLIMSOLL_TRACES_FILTER")
+            .or_else(|| self.traces_filter.clone())
+            .unwrap_or_else(|| "info".into());
+        check_filter("PLIMSOLL_TRACES_FILTER", &traces_filter)?;
+
+        let count = |name: &str, code: Option<usize>, default: usize| match var(env, name) {
+            Some(v) => parse_count(name, &v),
+            None => Ok(code.unwrap_or(default)),
+        };
+        let queue_size = count("OTEL_BSP_MAX_QUEUE_SIZE", self.queue_size, 2048)?;
+        let batch_size = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", self.batch_size, 512)?;
+        if batch_size > queue_size {
+            return Err(invalid(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                &batch_size.to_string(),
+                format!("is larger than the queue ({queue_size})"),
+            ));
+        }
+        let schedule_delay = match var(env, "OTEL_BSP_SCHEDULE_DELAY") {
+            Some(v) => parse_millis("OTEL_BSP_SCHEDULE_DELAY", &v)?,
+            None => self.schedule_delay.unwrap_or(Duration::from_secs(1)),
+        };
+        if schedule_delay.is_zero() {
+            return Err(invalid("schedule_delay", "0", "must be more than 0"));
+        }
+        let timeout = match var(env, "OTEL_BSP_EXPORT_TIMEOUT") {
+            Some(v) => parse_millis("OTEL_BSP_EXPORT_TIMEOUT", &v)?.min(timeout),
+            None => timeout,
+        };
+
+        Ok(Settings {
+            endpoint,
+            protocol,
+            headers,
+            timeout,
+            gzip,
+            sampler,
+            resource,
+            log_format,
+            log_filter,
+            traces_filter,
+            logs: self.logs.unwrap_or(true),
+            queue_size,
+            batch_size,
+            schedule_delay,
+            shutdown_timeout: self.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
+            warn_interval: self.warn_interval.unwrap_or(Duration::from_secs(60)),
+        })
+    }
+}
+
+fn check_filter(field: &str, value: &str) -> Result<(), ConfigError> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(value)
+        .map(drop)
+        .map_err(|e| invalid(field, value, format!("is not a filter: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(code: &Code, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        code.resolve(&move |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn no_endpoint_means_no_export() {
+        let s = resolve(&Code::default(), &[]).unwrap();
+        assert_eq!(s.endpoint, None);
+        assert_eq!(s.sampler, Sampler::ParentBased(Root::AlwaysOn));
+        assert_eq!(s.resource["service.name"], "unknown_service");
+        assert_eq!(s.resource["service.instance.id"].len(), 36);
+        assert_eq!(&s.resource["service.instance.id"][14..15], "4");
+        assert_eq!((s.queue_size, s.batch_size), (2048, 512));
+    }
+
+    #[test]
+    fn environment_overrides_code() {
+        let code = Code {
+            service_name: Some("orders".into()),
+            endpoint: Some("http://code:4317".into()),
+            sampler: Some(Sampler::AlwaysOn),
+            ..Code::default()
+        };
+        let s = resolve(
+            &code,
+            &[
+                ("OTEL_SERVICE_NAME", "orders-eu"),
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    "service.name=ignored,deployment.environment.name=prod,team=a%2Cb",
+                ),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cr%20t,x-scope=1"),
+                ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "X-Scope=2"),
+                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500"),
+                ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            s.endpoint.as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        assert_eq!(s.protocol, Protocol::HttpProtobuf);
+        assert_eq!(
+            s.headers,
+            [
+                ("api-key".to_string(), "s3cr t".to_string()),
+                ("X-Scope".to_string(), "2".to_string())
+            ]
+        );
+        assert_eq!(s.timeout, Duration::from_millis(2500));
+        assert!(s.gzip);
+        assert_eq!(s.sampler, Sampler::ParentBased(Root::Ratio(0.25)));
+        assert_eq!(s.resource["service.name"], "orders-eu");
+        assert_eq!(s.resource["deployment.environment.name"], "prod");
+        assert_eq!(s.resource["team"], "a,b");
+    }
+
+    #[test]
+    fn the_traces_endpoint_is_used_as_given() {
+        let s = resolve(
+            &Code::default(),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://general:4317"),
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.endpoint.as_deref(), Some("http://traces:4317"));
+        assert_eq!(s.protocol, Protocol::Grpc);
+    }
+
+    #[test]
+    fn disabled_by_either_variable() {
+        let code = Code {
+            endpoint: Some("http://c:4317".into()),
+            ..Code::default()
+        };
+        for vars in [
+            &[("OTEL_SDK_DISABLED", "true")][..],
+            &[("OTEL_TRACES_EXPORTER", "none")][..],
+        ] {
+            assert_eq!(resolve(&code, vars).unwrap().endpoint, None, "{vars:?}");
+        }
+        assert!(
+            resolve(&code, &[("OTEL_SDK_DISABLED", "false")])
+                .unwrap()
+                .endpoint
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (vars, field) in [
+            (
+                &[("OTEL_TRACES_SAMPLER", "sometimes")][..],
+                "OTEL_TRACES_SAMPLER",
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+                ][..],
+                "OTEL_TRACES_SAMPLER_ARG",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")][..],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")][..],
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")][..],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_HEADERS", "novalue")][..],
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            ),
+            (
+                &[("OTEL_RESOURCE_ATTRIBUTES", "a=%zz")][..],
+                "OTEL_RESOURCE_ATTRIBUTES",
+            ),
+            (&[("OTEL_SDK_DISABLED", "yes")][..], "OTEL_SDK_DISABLED"),
+            (
+                &[("OTEL_TRACES_EXPORTER", "jaeger")][..],
+                "OTEL_TRACES_EXPORTER",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")][..],
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+            ),
+            (
+                &[("OTEL_BSP_MAX_QUEUE_SIZE", "0")][..],
+                "OTEL_BSP_MAX_QUEUE_SIZE",
+            ),
+            (
+                &[("OTEL_BSP_MAX_QUEUE_SIZE", "10")][..],
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            ),
+            (&[("RUST_LOG", "info,[")][..], "RUST_LOG"),
+            (&[("PLIMSOLL_LOG_FORMAT", "xml")][..], "PLIMSOLL_LOG_FORMAT"),
+        ] {
+            let err = resolve(&Code::default(), vars).unwrap_err();
+            assert_eq!(err.field, field, "{vars:?}: {err}");
+            assert!(err.to_string().starts_with(field), "{err}");
+        }
+        let code = Code {
+            sampler: Some(Sampler::Ratio(2.0)),
+            ..Code::default()
+        };
+        assert_eq!(resolve(&code, &[]).unwrap_err().field, "sampler");
+    }
+}

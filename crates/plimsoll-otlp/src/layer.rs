@@ -1,0 +1,121 @@
+//! The `tracing` side: the subscriber's layers and the JSON log format.
+
+use std::cell::Cell;
+use std::fmt;
+
+use opentelemetry::trace::TraceContextExt;
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+thread_local! {
+    static EXPORT_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as the export thread: spans opened on it (by the
+/// exporter's HTTP and gRPC stack) are never traced, so export cannot
+/// feed itself.
+pub(crate) fn mark_export_thread() {
+    EXPORT_THREAD.with(|t| t.set(true));
+}
+
+pub(crate) fn on_export_thread() -> bool {
+    EXPORT_THREAD.with(Cell::get)
+}
+
+/// The trace and span ids of the code running now: the innermost entered
+/// span's OpenTelemetry context, else the request scope's.
+pub(crate) fn current_ids() -> Option<(u128, u64)> {
+    let otel = opentelemetry::Context::map_current(|cx| {
+        let span = cx.span();
+        let sc = span.span_context();
+        sc.is_valid().then(|| {
+            (
+                u128::from_be_bytes(sc.trace_id().to_bytes()),
+                u64::from_be_bytes(sc.span_id().to_bytes()),
+            )
+        })
+    });
+    otel.or_else(|| {
+        plimsoll_core::scope::with_current(|scope| {
+            scope
+                .and_then(|s| s.span())
+                .map(|s| (s.trace_id, s.span_id))
+        })
+    })
+}
+
+/// One JSON object per event: `timestamp`, `level`, `target`, `message`,
+/// the event's other fields, and `trace_id`, `span_id` (32 and 16
+/// lower-case hex digits) and `tenant_id` when the event happens inside a
+/// traced or tenant-scoped request.
+#[derive(Debug, Default)]
+pub(crate) struct JsonFormat;
+
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .insert(field.name().to_owned(), Value::String(value.to_owned()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JsonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let mut time = String::new();
+        tracing_subscriber::fmt::time::SystemTime.format_time(&mut Writer::new(&mut time))?;
+        let mut line = Map::new();
+        line.insert("timestamp".into(), Value::String(time));
+        line.insert("level".into(), Value::String(meta.level().to_string()));
+        line.insert("target".into(), Value::String(meta.target().to_owned()));
+        let mut fields = Map::new();
+        event.record(&mut JsonVisitor(&mut fields));
+        if let Some(message) = fields.remove("message") {
+            line.insert("message".into(), message);
+        }
+        for (k, v) in fields {
+            line.entry(k).or_insert(v);
+        }
+        if let Some((trace_id, span_id)) = current_ids() {
+            line.insert("trace_id".into(), Value::String(format!("{trace_id:032x}")));
+            line.insert("span_id".into(), Value::String(format!("{span_id:016x}")));
+        }
+        if let Some(tenant) =
+            plimsoll_core::scope::with_current(|s| s.map(|s| s.tenant().as_str().to_owned()))
+        {
+            line.insert("tenant_id".into(), Value::String(tenant));
+        }
+        writeln!(writer, "{}", Value::Object(line))
+    }
+}

@@ -1,0 +1,157 @@
+//! A collector outage under load, against a real OTLP collector: killed
+//! for 60 s while requests keep coming, every request still answers 200,
+//! the lost spans are counted, memory stays within the queue's bound, and
+//! export resumes when the collector is back. In its own test binary: it
+//! measures the process's memory.
+#![cfg(all(feature = "http", feature = "otlp"))]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use http_body_util::BodyExt;
+use plimsoll::http::RedMetricsLayer;
+use plimsoll::otlp::{Protocol, Tracing};
+use plimsoll::{Format, Telemetry};
+
+const OUTAGE: Duration = Duration::from_secs(60);
+const QUEUE: usize = 2048;
+
+/// The resident set of this process, in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+fn spans(t: &Telemetry, name: &str, reason: Option<&str>) -> f64 {
+    let scrape = t.scrape();
+    let mut labels = vec![("tenant_id", "__system__")];
+    if let Some(reason) = reason {
+        labels.push(("reason", reason));
+    }
+    scrape.value(name, &labels).unwrap_or(0.0)
+}
+
+fn dropped(t: &Telemetry) -> f64 {
+    ["queue_full", "export_failed", "timeout", "shutdown"]
+        .into_iter()
+        .map(|r| spans(t, "plimsoll_spans_dropped_total", Some(r)))
+        .sum()
+}
+
+#[test]
+fn a_collector_outage_fails_no_request_and_is_counted() {
+    let Some(mut collector) = support::otlp_collector() else {
+        return;
+    };
+    let (guard, dispatch) = Tracing::builder()
+        .endpoint(collector.grpc_endpoint())
+        .protocol(Protocol::Grpc)
+        .service_name("outage-test")
+        .schedule_delay(Duration::from_millis(50))
+        .timeout(Duration::from_millis(500))
+        .queue_size(QUEUE)
+        .logs(false)
+        .build()
+        .unwrap();
+    let _default = tracing::dispatcher::set_default(&dispatch);
+    let t = Telemetry::builder()
+        .with_process_metrics(false)
+        .with_trace_context(guard.trace_context())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/work/{n}", get(|| async { "done" }))
+        .layer(RedMetricsLayer::builder(&t).build().unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    });
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let run = |n: usize, traceparent: Option<String>| {
+        let client = client.clone();
+        rt.block_on(async move {
+            let mut statuses = std::collections::BTreeMap::new();
+            for i in 0..n {
+                let mut request = http::Request::get(format!("http://{addr}/work/{i}"));
+                if let Some(tp) = &traceparent {
+                    request = request.header("traceparent", tp);
+                }
+                let response = client
+                    .request(request.body(http_body_util::Empty::new()).unwrap())
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                response.into_body().collect().await.unwrap();
+                *statuses.entry(status).or_insert(0) += 1;
+            }
+            statuses
+        })
+    };
+
+    // Up: spans arrive.
+    assert_eq!(run(20, None)[&200], 20);
+    guard.flush();
+    collector.wait_for(|s| s.iter().filter(|s| s.name == "GET /work/{n}").count() >= 20);
+    let exported_before = spans(&t, "plimsoll_spans_exported_total", None);
+    assert!(exported_before >= 20.0, "{exported_before}");
+    assert_eq!(dropped(&t), 0.0);
+
+    // Down for a minute under load: every request still succeeds.
+    collector.stop();
+    let memory_before = rss();
+    let start = Instant::now();
+    let mut served = 0;
+    while start.elapsed() < OUTAGE {
+        let statuses = run(200, None);
+        assert_eq!(statuses.keys().collect::<Vec<_>>(), [&200], "{statuses:?}");
+        served += statuses[&200];
+    }
+    guard.flush();
+    let growth = rss().saturating_sub(memory_before);
+    let lost = dropped(&t);
+    eprintln!(
+        "outage: {served} requests in {OUTAGE:?}, {lost} spans dropped, RSS grew {} KiB",
+        growth / 1024
+    );
+    assert!(lost > 0.0, "no span counted as dropped");
+    assert!(
+        lost + spans(&t, "plimsoll_spans_exported_total", None) - exported_before
+            >= served as f64 * 0.99,
+        "spans unaccounted for: {lost} dropped of {served}"
+    );
+    // The queue holds at most QUEUE spans (about 1 KiB each here); a
+    // pipeline without a bound would hold every span of the minute.
+    let bound = (QUEUE as u64) * 4096;
+    assert!(
+        growth <= bound,
+        "RSS grew {growth} bytes during the outage, more than the queue's worth ({bound})"
+    );
+    let body = t.encode(Format::Prometheus);
+    assert!(body.contains(
+        "plimsoll_spans_dropped_total{tenant_id=\"__system__\",reason=\"export_failed\"}"
+    ));
+
+    // Back: export resumes.
+    collector.start();
+    const TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let statuses = run(10, Some(format!("00-{TRACE}-00f067aa0ba902b7-01")));
+    assert_eq!(statuses[&200], 10);
+    guard.flush();
+    collector.wait_for(|s| s.iter().filter(|s| s.trace_id == TRACE).count() >= 10);
+    assert!(spans(&t, "plimsoll_spans_exported_total", None) >= exported_before + 10.0);
+}
