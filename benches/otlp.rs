@@ -94,7 +94,7 @@ fn bench(c: &mut Criterion) {
         group.bench_function("export_off", |b| b.iter_custom(|n| run(&rt, &routed, n)));
     });
 
-    let Some(collector) = support::otlp_collector() else {
+    let Some(collector) = support::quiet_otlp_collector() else {
         eprintln!("rotel-agent is missing: not_sampled and sampled are not measured");
         return;
     };

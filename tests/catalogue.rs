@@ -41,6 +41,8 @@ fn docs_catalogue_tables_are_the_declarations() {
         check(&doc, "SLO", plimsoll::slo::live::LIVE_FAMILIES, naming);
         #[cfg(feature = "sqlx")]
         check(&doc, "sqlx", plimsoll::sqlx::families::ALL, naming);
+        #[cfg(feature = "otlp")]
+        check(&doc, "OTLP", plimsoll::otlp::FAMILIES, naming);
     }
     #[cfg(feature = "http")]
     {

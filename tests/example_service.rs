@@ -289,7 +289,12 @@ async fn with_a_collector_its_work_is_traced_under_each_request() {
         names
     };
     let created = children(CREATE, "POST /api/v1/orders");
-    for expected in ["SET", "payments /v1/charges", "INSERT orders"] {
+    for expected in [
+        "SET",
+        "circuit_breaker payments",
+        "payments /v1/charges",
+        "INSERT orders",
+    ] {
         assert!(
             created.contains(&expected),
             "{expected} not under the request: {created:?}"

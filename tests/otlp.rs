@@ -98,6 +98,9 @@ struct Orders {
 /// answers with what the stock service received.
 fn orders_app(t: &Telemetry, state: Orders) -> Router {
     async fn order(State(s): State<Orders>, Path(id): Path<i64>) -> String {
+        // The service's own span joins the request's trace.
+        let pricing = async { tokio::task::yield_now().await };
+        tracing::Instrument::instrument(pricing, tracing::info_span!("pricing", order = id)).await;
         let _: Option<i64> = sqlx::query_scalar("SELECT total FROM orders WHERE id = ?")
             .bind(id)
             .fetch_optional(&s.db)
@@ -204,7 +207,7 @@ fn spans_arrive_linked_with_their_attributes_and_resource() {
         forwarded
     });
     guard.flush();
-    let spans = collector.wait_for(|s| s.iter().filter(|s| s.trace_id == TRACE).count() >= 4);
+    let spans = collector.wait_for(|s| s.iter().filter(|s| s.trace_id == TRACE).count() >= 5);
 
     let server = find(&spans, TRACE, "GET /orders/{id}");
     assert_eq!(server.kind, "SPAN_KIND_SERVER");
@@ -233,6 +236,10 @@ fn spans_arrive_linked_with_their_attributes_and_resource() {
         assert_eq!(server.resource.get(k).map(String::as_str), Some(v), "{k}");
     }
     assert_eq!(server.resource["service.instance.id"].len(), 36);
+
+    let pricing = find(&spans, TRACE, "pricing");
+    assert_eq!(pricing.parent_id, server.span_id, "a span of the service's own");
+    assert_eq!(pricing.attributes["order"], "7");
 
     let query = find(&spans, TRACE, "SELECT orders");
     assert_eq!(query.kind, "SPAN_KIND_CLIENT");

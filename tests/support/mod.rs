@@ -411,6 +411,8 @@ pub struct Collector {
     child: Option<std::process::Child>,
     dir: std::path::PathBuf,
     runs: usize,
+    /// Whether it prints the spans it receives (off: it only takes them).
+    printing: bool,
     /// Its OTLP/gRPC port.
     pub grpc_port: u16,
     /// Its OTLP/HTTP port.
@@ -427,6 +429,16 @@ impl Drop for Collector {
 /// Starts `rotel-agent`; `None` (after one line saying so) when it is
 /// missing and services are not required.
 pub fn otlp_collector() -> Option<Collector> {
+    collector(true)
+}
+
+/// A collector that takes spans and prints nothing (for benches: printing
+/// 100,000 spans a second would take a core).
+pub fn quiet_otlp_collector() -> Option<Collector> {
+    collector(false)
+}
+
+fn collector(printing: bool) -> Option<Collector> {
     if !available("rotel-agent", &["--version"]) {
         return None;
     }
@@ -434,6 +446,7 @@ pub fn otlp_collector() -> Option<Collector> {
         child: None,
         dir: scratch_dir("rotel"),
         runs: 0,
+        printing,
         grpc_port: free_port(),
         http_port: free_port(),
     };
@@ -464,7 +477,7 @@ impl Collector {
                 "--exporter",
                 "blackhole",
                 "--debug-log",
-                "traces",
+                if self.printing { "traces" } else { "none" },
                 "--debug-log-verbosity",
                 "detailed",
                 "--otlp-grpc-endpoint",

@@ -133,7 +133,11 @@ impl<R: RecordOperation> Operation<R> {
     /// [`RecordOperation::open_span`]; it is entered while a
     /// [`time`](Operation::time)d future runs, and ends with the operation.
     pub fn start(telemetry: &Telemetry, recorder: R, labels: R::Labels) -> Self {
-        if telemetry.opens_spans() {
+        if telemetry.opens_spans()
+            && telemetry
+                .sample_span(crate::trace::SpanKind::Internal, None)
+                .is_ok()
+        {
             let span = recorder.open_span(telemetry, &labels);
             let tenant = crate::scope::current_tenant();
             let trace = match span.context() {
@@ -177,7 +181,7 @@ impl<R: RecordOperation> Operation<R> {
     /// the operation's exemplar becomes the span's, and the span ends
     /// with the operation, with its outcome.
     pub fn traced(mut self, telemetry: &Telemetry, span: OpenSpan) -> Self {
-        if span.span().is_some() {
+        if span.is_recorded() {
             if let Some(exemplar) = span.context().and_then(|c| c.exemplar()) {
                 self.trace = Some(exemplar);
             }
@@ -191,11 +195,14 @@ impl<R: RecordOperation> Operation<R> {
         self.traced.as_ref().map(|t| &t.0)
     }
 
-    /// Enters the operation's `tracing` span, if it has one, until the
-    /// returned guard drops (poll the operation's work inside it).
+    /// Runs `f` with the operation's span current, if it has one (poll
+    /// the operation's work inside it).
     #[inline]
-    pub fn enter(&self) -> Option<tracing::span::Entered<'_>> {
-        self.traced.as_ref()?.0.span().map(tracing::Span::enter)
+    pub fn in_span<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.traced {
+            None => f(),
+            Some(traced) => traced.0.in_span(f),
+        }
     }
 
     /// The tenant it runs for.
@@ -308,9 +315,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let span = this.end.as_ref().and_then(|(op, _)| op.enter());
-        let output = std::task::ready!(this.inner.poll(cx));
-        drop(span);
+        let inner = this.inner;
+        let output = match this.end.as_ref() {
+            Some((op, _)) => op.in_span(|| inner.poll(cx)),
+            None => inner.poll(cx),
+        };
+        let output = std::task::ready!(output);
         if let Some((operation, classify)) = this.end.take() {
             let outcome = classify(&output);
             operation.finish(outcome);

@@ -152,6 +152,21 @@ pub trait TraceContext: Send + Sync + fmt::Debug + 'static {
         false
     }
 
+    /// Decides, before an integration describes a span of `kind`, whether
+    /// it would be recorded (`headers`: a server span's incoming headers),
+    /// so work that is not traced costs no description. `Err` says it
+    /// would not, with the context to propagate, if any; `Ok`: describe it
+    /// and call [`start_span`](TraceContext::start_span) next, on this
+    /// thread. Default: `Ok`.
+    fn sample(
+        &self,
+        kind: SpanKind,
+        headers: Option<&dyn Headers>,
+    ) -> Result<(), Option<SpanContext>> {
+        let _ = (kind, headers);
+        Ok(())
+    }
+
     /// Opens a span for a request or operation that starts now. A server
     /// span takes its parent from [`SpanStart::headers`]; any other span is
     /// a child of the span running now. The result may carry a context
@@ -314,18 +329,29 @@ impl<'a> SpanEnd<'a> {
     }
 }
 
+/// A span as the tracing backend records it, behind the trace-context
+/// hook. Ended (and exported) when dropped.
+pub trait RecordedSpan: Send + Sync + fmt::Debug + 'static {
+    /// Runs `f` with this span current: spans, logs and exemplars made
+    /// inside belong to it.
+    fn in_span(&self, f: &mut dyn FnMut());
+
+    /// The backend's own type, for the hook that made it.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
 /// A span opened by the trace-context hook: its context (for exemplars,
-/// the request scope and propagation) and the `tracing` span recording it,
+/// the request scope and propagation) and the backend's span recording it,
 /// when it is recorded. The span ends when this is dropped.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct OpenSpan {
     context: Option<SpanContext>,
-    span: Option<tracing::Span>,
+    span: Option<Box<dyn RecordedSpan>>,
 }
 
 impl OpenSpan {
     /// A span with `context`, recorded by `span` when it is `Some`.
-    pub fn new(context: Option<SpanContext>, span: Option<tracing::Span>) -> Self {
+    pub fn new(context: Option<SpanContext>, span: Option<Box<dyn RecordedSpan>>) -> Self {
         OpenSpan { context, span }
     }
 
@@ -335,16 +361,37 @@ impl OpenSpan {
         self.context
     }
 
-    /// The `tracing` span recording the work, if it is recorded.
+    /// The backend's span, if the work is recorded.
     #[inline]
-    pub fn span(&self) -> Option<&tracing::Span> {
-        self.span.as_ref()
+    pub fn recorded(&self) -> Option<&dyn RecordedSpan> {
+        self.span.as_deref()
+    }
+
+    /// Whether the work is recorded.
+    #[inline]
+    pub fn is_recorded(&self) -> bool {
+        self.span.is_some()
     }
 
     /// Whether anything was opened.
     #[inline]
     pub fn is_none(&self) -> bool {
         self.context.is_none() && self.span.is_none()
+    }
+
+    /// Runs `f` with this span current, if it is recorded (else just
+    /// runs it).
+    #[inline]
+    pub fn in_span<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.span {
+            None => f(),
+            Some(span) => {
+                let mut f = Some(f);
+                let mut out = None;
+                span.in_span(&mut || out = f.take().map(|f| f()));
+                out.expect("a recorded span runs what it is given")
+            }
+        }
     }
 }
 

@@ -309,7 +309,12 @@ where
         };
         let telemetry = &layer.calls.telemetry;
         let call = if telemetry.opens_spans() {
-            let span = client_span(telemetry, &layer.service, &req);
+            let span = match telemetry.sample_span(SpanKind::Client, None) {
+                Ok(()) => client_span(telemetry, &layer.service, &req),
+                // Not traced: the request's context (sampled flag off)
+                // still goes with the call.
+                Err(context) => OpenSpan::new(context, None),
+            };
             telemetry.inject(&span, &mut crate::tenant::HeaderWriter(req.headers_mut()));
             call.traced(telemetry, span)
         } else {
@@ -347,9 +352,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let entered = this.call.as_ref().and_then(Operation::enter);
-        let output = this.inner.poll(cx);
-        drop(entered);
+        let inner = this.inner;
+        let output = match this.call.as_ref() {
+            Some(call) => call.in_span(|| inner.poll(cx)),
+            None => inner.poll(cx),
+        };
         let output = std::task::ready!(output);
         if let Some(call) = this.call.take() {
             call.finish(match &output {

@@ -448,7 +448,13 @@ impl Code {
         let traces_filter = var(env, "PLIMSOLL_TRACES_FILTER")
             .or_else(|| self.traces_filter.clone())
             .unwrap_or_else(|| "info".into());
-        check_filter("PLIMSOLL_TRACES_FILTER", &traces_filter)?;
+        if let Err(e) = traces_filter.parse::<tracing_subscriber::filter::Targets>() {
+            return Err(invalid(
+                "PLIMSOLL_TRACES_FILTER",
+                &traces_filter,
+                format!("is not a list of target=level directives: {e}"),
+            ));
+        }
 
         let count = |name: &str, code: Option<usize>, default: usize| match var(env, name) {
             Some(v) => parse_count(name, &v),
@@ -660,6 +666,10 @@ mod tests {
                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
             ),
             (&[("RUST_LOG", "info,[")][..], "RUST_LOG"),
+            (
+                &[("PLIMSOLL_TRACES_FILTER", "app=loud")][..],
+                "PLIMSOLL_TRACES_FILTER",
+            ),
             (&[("PLIMSOLL_LOG_FORMAT", "xml")][..], "PLIMSOLL_LOG_FORMAT"),
         ] {
             let err = resolve(&Code::default(), vars).unwrap_err();

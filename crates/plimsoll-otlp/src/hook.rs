@@ -4,21 +4,22 @@
 use std::fmt;
 use std::sync::Arc;
 
+use opentelemetry::KeyValue;
 use opentelemetry::propagation::{
     Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
 };
 use opentelemetry::trace::{
-    SpanContext as OtelSpanContext, SpanId, Status, TraceContextExt, TraceFlags, TraceId,
-    TraceState,
+    SpanContext as OtelSpanContext, SpanId, SpanKind as OtelKind, Status, TraceContextExt,
+    TraceFlags, TraceId, TraceState, Tracer as _,
 };
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::trace::SdkTracer;
 use plimsoll_core::family::{FamilyDecl, LabelDecl};
 use plimsoll_core::trace::{
-    AttrValue, Headers, HeadersMut, OpenSpan, SpanContext, SpanEnd, SpanKind, SpanStart,
-    TraceContext,
+    AttrValue, Headers, HeadersMut, OpenSpan, RecordedSpan, SpanContext, SpanEnd, SpanKind,
+    SpanStart, TraceContext,
 };
 use plimsoll_core::{RegisterError, Telemetry, Tenant, impl_label_set};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::Sampler;
 use crate::export::{Drop, Stats};
@@ -59,6 +60,8 @@ pub struct OtlpContext {
 }
 
 struct Shared {
+    /// The tracer of plimsoll's spans; `None` when export is off.
+    tracer: Option<SdkTracer>,
     exporting: bool,
     sampler: Sampler,
     stats: Arc<Stats>,
@@ -75,10 +78,11 @@ impl fmt::Debug for OtlpContext {
 }
 
 impl OtlpContext {
-    pub(crate) fn new(exporting: bool, sampler: Sampler, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(tracer: Option<SdkTracer>, sampler: Sampler, stats: Arc<Stats>) -> Self {
         OtlpContext {
             inner: Arc::new(Shared {
-                exporting,
+                exporting: tracer.is_some(),
+                tracer,
                 sampler,
                 stats,
                 propagator: TextMapCompositePropagator::new(vec![
@@ -89,12 +93,15 @@ impl OtlpContext {
         }
     }
 
-    fn server(&self, start: &SpanStart<'_>) -> OpenSpan {
+    /// The decision for a request: from the caller's flag, or for a new
+    /// trace from its id (taken from `sample` when it chose it). `Err`:
+    /// not sampled, with the context to propagate.
+    fn decide(
+        &self,
+        headers: Option<&dyn Headers>,
+    ) -> Result<(Option<SpanContext>, u128), SpanContext> {
         let sampler = self.inner.sampler;
-        // Decide from the caller's flag (or a fresh trace id) before any
-        // span exists: a request that is not sampled opens none.
-        let remote = start
-            .headers
+        let remote = headers
             .and_then(|h| h.get("traceparent"))
             .and_then(|v| SpanContext::from_traceparent(v.as_bytes()));
         let (trace_id, sampled) = match remote {
@@ -102,105 +109,153 @@ impl OtlpContext {
                 parent.trace_id,
                 ids::child_decision(sampler, parent.trace_id, parent.sampled),
             ),
-            None => ids::root_decision(sampler),
+            None => match ids::take_next_root() {
+                Some(trace_id) => (trace_id, true),
+                None => ids::root_decision(sampler),
+            },
         };
-        if !sampled {
-            let context = match remote {
-                Some(parent) => SpanContext {
-                    sampled: false,
-                    ..parent
-                },
-                None => SpanContext {
-                    trace_id,
-                    span_id: ids::random_u64(),
-                    sampled: false,
-                },
-            };
-            return OpenSpan::new(Some(context), None);
+        if sampled {
+            return Ok((remote, trace_id));
         }
-        let span = new_span(start);
-        if span.is_disabled() {
-            return OpenSpan::new(remote, None);
+        Err(match remote {
+            Some(parent) => SpanContext {
+                sampled: false,
+                ..parent
+            },
+            None => SpanContext {
+                trace_id,
+                span_id: ids::random_u64(),
+                sampled: false,
+            },
+        })
+    }
+
+    /// Whether a child span opened now is recorded: `Err` with the
+    /// context to propagate when it is not.
+    fn child_decision(&self) -> Result<(), Option<SpanContext>> {
+        match plimsoll_core::scope::with_current(|s| s.and_then(|s| s.span())) {
+            // The request is not sampled: no span, but its context still
+            // travels to the services it calls.
+            Some(parent) if !parent.sampled => Err(Some(parent)),
+            Some(_) => Ok(()),
+            // Outside any request: only under a span of the service's own.
+            None if current_span_valid() => Ok(()),
+            None => Err(None),
         }
-        match (remote, start.headers) {
-            (Some(_), Some(headers)) => {
-                let parent = self.inner.propagator.extract(&Carrier(headers));
-                let _ = span.set_parent(parent);
+    }
+
+    fn server(&self, start: &SpanStart<'_>) -> OpenSpan {
+        // Decided before any span exists: a request that is not sampled
+        // opens none.
+        let (remote, trace_id) = match self.decide(start.headers) {
+            Ok(decided) => decided,
+            Err(context) => return OpenSpan::new(Some(context), None),
+        };
+        let parent = match (remote, start.headers) {
+            (Some(_), Some(headers)) => self.inner.propagator.extract(&Carrier(headers)),
+            _ => {
+                ids::set_next_trace(trace_id);
+                opentelemetry::Context::new()
             }
-            _ => ids::set_next_trace(trace_id),
-        }
-        self.opened(span, start)
+        };
+        self.open(start, &parent)
     }
 
     fn child(&self, start: &SpanStart<'_>) -> OpenSpan {
-        let scope = plimsoll_core::scope::with_current(|s| s.and_then(|s| s.span()));
-        let current = tracing::Span::current();
-        match scope {
-            // The request is not sampled: no span, but its context still
-            // travels to the services it calls.
-            Some(parent) if !parent.sampled => return OpenSpan::new(Some(parent), None),
-            Some(_) => {}
-            // Outside any request and any span: nothing to attach to.
-            None if current.is_none() => return OpenSpan::default(),
-            None => {}
+        if let Err(context) = self.child_decision() {
+            return OpenSpan::new(context, None);
         }
-        let span = new_span(start);
-        if span.is_disabled() {
-            return OpenSpan::new(scope, None);
-        }
-        if current.is_none()
-            && let Some(parent) = scope
-        {
-            // A task that carried the request scope but not its span.
-            let _ = span.set_parent(remote_context(parent));
-        }
-        self.opened(span, start)
+        // The span running now (a plimsoll span, or the service's own
+        // through the tracing layer), else the request's context (a task
+        // that carried the request scope but not its span).
+        let parent = if current_span_valid() {
+            opentelemetry::Context::current()
+        } else {
+            match plimsoll_core::scope::with_current(|s| s.and_then(|s| s.span())) {
+                Some(parent) => remote_context(parent),
+                None => return OpenSpan::default(),
+            }
+        };
+        self.open(start, &parent)
     }
 
-    /// Sets the start attributes, starts the span and reads its context.
-    fn opened(&self, span: tracing::Span, start: &SpanStart<'_>) -> OpenSpan {
-        for (key, value) in start.attributes {
-            set_attribute(&span, key, *value);
-        }
-        let cx = span.context();
-        let otel = cx.span();
-        let sc = otel.span_context();
+    /// Starts an OpenTelemetry span under `parent`, with the start's
+    /// attributes. plimsoll's own spans do not go through `tracing`: a
+    /// `tracing` span costs a registry slot, a lock per attribute and a
+    /// conversion at its end, several times what the span itself costs.
+    fn open(&self, start: &SpanStart<'_>, parent: &opentelemetry::Context) -> OpenSpan {
+        let Some(tracer) = &self.inner.tracer else {
+            return OpenSpan::default();
+        };
+        let kind = match start.kind {
+            SpanKind::Server => OtelKind::Server,
+            SpanKind::Client => OtelKind::Client,
+            _ => OtelKind::Internal,
+        };
+        let attributes: Vec<KeyValue> = start
+            .attributes
+            .iter()
+            .filter_map(|(key, value)| Some(KeyValue::new(*key, otel_value(*value)?)))
+            .collect();
+        let span = tracer
+            .span_builder(start.name.to_owned())
+            .with_kind(kind)
+            .with_attributes(attributes)
+            .start_with_context(tracer, parent);
         ids::set_next_trace(0);
+        let cx = parent.with_span(span);
+        let sc = cx.span().span_context().clone();
         let context = sc.is_valid().then(|| SpanContext {
             trace_id: u128::from_be_bytes(sc.trace_id().to_bytes()),
             span_id: u64::from_be_bytes(sc.span_id().to_bytes()),
             sampled: sc.is_sampled(),
         });
-        OpenSpan::new(context, Some(span))
+        let recorded = sc
+            .is_sampled()
+            .then(|| Box::new(Recorded(cx)) as Box<dyn RecordedSpan>);
+        OpenSpan::new(context, recorded)
     }
 }
 
-/// A span of each kind, named by `otel.name` (each kind is its own
-/// callsite, so a filter can tell them apart: `plimsoll=info` traces all).
-fn new_span(start: &SpanStart<'_>) -> tracing::Span {
-    match start.kind {
-        SpanKind::Server => tracing::info_span!(
-            target: "plimsoll::request", "request",
-            otel.name = start.name, otel.kind = "server"
-        ),
-        SpanKind::Client => tracing::info_span!(
-            target: "plimsoll::call", "call",
-            otel.name = start.name, otel.kind = "client"
-        ),
-        _ => tracing::info_span!(
-            target: "plimsoll::operation", "operation",
-            otel.name = start.name, otel.kind = "internal"
-        ),
-    }
+/// Whether an OpenTelemetry span is current on this thread (a plimsoll
+/// span being polled, or an entered `tracing` span of the service's).
+fn current_span_valid() -> bool {
+    opentelemetry::Context::map_current(|cx| cx.span().span_context().is_valid())
 }
 
-fn set_attribute(span: &tracing::Span, key: &'static str, value: AttrValue<'_>) {
+fn otel_value(value: AttrValue<'_>) -> Option<opentelemetry::Value> {
     match value {
-        AttrValue::Str(v) => span.set_attribute(key, v.to_owned()),
-        AttrValue::Int(v) => span.set_attribute(key, v),
-        AttrValue::Bool(v) => span.set_attribute(key, v),
-        _ => {}
+        AttrValue::Str(v) => Some(v.to_owned().into()),
+        AttrValue::Int(v) => Some(v.into()),
+        AttrValue::Bool(v) => Some(v.into()),
+        _ => None,
     }
+}
+
+/// A recorded span: the OpenTelemetry context holding it. Current while
+/// its work is polled; ended when dropped.
+#[derive(Debug)]
+struct Recorded(opentelemetry::Context);
+
+impl RecordedSpan for Recorded {
+    fn in_span(&self, f: &mut dyn FnMut()) {
+        let _current = self.0.clone().attach();
+        f()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl std::ops::Drop for Recorded {
+    fn drop(&mut self) {
+        self.0.span().end();
+    }
+}
+
+fn recorded(span: &OpenSpan) -> Option<&Recorded> {
+    span.recorded()?.as_any().downcast_ref::<Recorded>()
 }
 
 /// An OpenTelemetry context whose span is `parent`, as if received.
@@ -292,6 +347,25 @@ impl TraceContext for OtlpContext {
         })
     }
 
+    fn sample(
+        &self,
+        kind: SpanKind,
+        headers: Option<&dyn Headers>,
+    ) -> Result<(), Option<SpanContext>> {
+        if kind != SpanKind::Server {
+            return self.child_decision();
+        }
+        match self.decide(headers) {
+            Ok((remote, trace_id)) => {
+                if remote.is_none() {
+                    ids::set_next_root(trace_id);
+                }
+                Ok(())
+            }
+            Err(context) => Err(Some(context)),
+        }
+    }
+
     fn start_span(&self, start: &SpanStart<'_>) -> OpenSpan {
         match start.kind {
             SpanKind::Server => self.server(start),
@@ -300,9 +374,14 @@ impl TraceContext for OtlpContext {
     }
 
     fn end_span(&self, span: &OpenSpan, end: &SpanEnd<'_>) {
-        let Some(span) = span.span() else { return };
+        let Some(recorded) = recorded(span) else {
+            return;
+        };
+        let span = recorded.0.span();
         for (key, value) in end.attributes {
-            set_attribute(span, key, *value);
+            if let Some(value) = otel_value(*value) {
+                span.set_attribute(KeyValue::new(*key, value));
+            }
         }
         if let Some(error) = end.error {
             span.set_status(Status::error(error.to_owned()));
@@ -310,12 +389,11 @@ impl TraceContext for OtlpContext {
     }
 
     fn inject(&self, span: &OpenSpan, headers: &mut dyn HeadersMut) {
-        match span.span() {
-            Some(span) => {
-                let cx = span.context();
+        match recorded(span) {
+            Some(recorded) => {
                 self.inner
                     .propagator
-                    .inject_context(&cx, &mut Outgoing(headers));
+                    .inject_context(&recorded.0, &mut Outgoing(headers));
             }
             None => {
                 if let Some(context) = span.context() {

@@ -14,6 +14,20 @@ thread_local! {
     /// The trace id the next root span started on this thread takes: the
     /// one its sampling decision was made on.
     static NEXT_TRACE: Cell<u128> = const { Cell::new(0) };
+    /// A new trace sampled in by `sample`, for the server span that
+    /// `start_span` opens next on this thread.
+    static NEXT_ROOT: Cell<u128> = const { Cell::new(0) };
+}
+
+/// Hands a sampled new trace from `sample` to the next server span.
+pub(crate) fn set_next_root(trace_id: u128) {
+    NEXT_ROOT.with(|next| next.set(trace_id));
+}
+
+/// The trace `sample` chose for this server span, if any.
+pub(crate) fn take_next_root() -> Option<u128> {
+    let chosen = NEXT_ROOT.with(|next| next.replace(0));
+    (chosen != 0).then_some(chosen)
 }
 
 fn seed() -> u64 {

@@ -340,10 +340,19 @@ impl TracingBuilder {
             Some(endpoint) => Some(provider(&settings, endpoint, stats.clone())?),
             None => None,
         };
-        let context = OtlpContext::new(provider.is_some(), settings.sampler, stats);
+        let context = OtlpContext::new(
+            provider.as_ref().map(|p| p.tracer("plimsoll")),
+            settings.sampler,
+            stats,
+        );
 
         let traces = provider.as_ref().map(|provider| {
-            let filter = tracing_subscriber::EnvFilter::new(&settings.traces_filter);
+            // Targets, not an EnvFilter: it keeps no per-span state, so
+            // entering a span costs it nothing.
+            let filter: tracing_subscriber::filter::Targets = settings
+                .traces_filter
+                .parse()
+                .expect("checked when the settings were resolved");
             let not_exporting =
                 tracing_subscriber::filter::filter_fn(|_| !layer::on_export_thread());
             tracing_opentelemetry::layer()

@@ -38,8 +38,8 @@ use crate::metrics::{
 use crate::names;
 use crate::tenant::{DEFAULT_MAX_TENANTS, InvalidTenant, Tenant, TenantError, TenantRegistry};
 use crate::trace::{
-    HeadersMut, OpenSpan, ScopeTraceContext, SpanContext, SpanEnd, SpanStart, TraceContext,
-    TraceRef,
+    Headers, HeadersMut, OpenSpan, ScopeTraceContext, SpanContext, SpanEnd, SpanKind, SpanStart,
+    TraceContext, TraceRef,
 };
 
 struct Registered {
@@ -197,6 +197,21 @@ impl Telemetry {
     #[inline]
     pub fn opens_spans(&self) -> bool {
         self.inner.spans
+    }
+
+    /// Whether a span of `kind` starting now would be recorded (see
+    /// [`TraceContext::sample`]): ask before describing one. `Err(None)`
+    /// unless [`opens_spans`](Self::opens_spans).
+    #[inline]
+    pub fn sample_span(
+        &self,
+        kind: SpanKind,
+        headers: Option<&dyn Headers>,
+    ) -> Result<(), Option<SpanContext>> {
+        match &self.inner.trace {
+            Some(hook) if self.inner.spans => hook.sample(kind, headers),
+            _ => Err(None),
+        }
     }
 
     /// Opens a span through the trace-context hook (see

@@ -55,9 +55,12 @@ impl<B: Body> Body for ResponseBody<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
         let inner = this.inner.as_mut();
-        let entered = this.call.as_ref().and_then(Operation::enter);
-        let frame = scope::poll_in(this.scope, || inner.poll_frame(cx));
-        drop(entered);
+        let scope = &mut *this.scope;
+        let poll = || scope::poll_in(scope, || inner.poll_frame(cx));
+        let frame = match this.call.as_ref() {
+            Some(call) => call.in_span(poll),
+            None => poll(),
+        };
         let frame = std::task::ready!(frame);
         let end = |call: &mut Option<Operation<Calls>>, code: GrpcCode| {
             if let Some(call) = call.take() {

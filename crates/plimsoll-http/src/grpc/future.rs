@@ -30,9 +30,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let inner = this.inner;
-        let entered = this.call.as_ref().and_then(Operation::enter);
-        let polled = scope::poll_in(this.scope, || inner.poll(cx));
-        drop(entered);
+        let scope = &mut *this.scope;
+        let poll = || scope::poll_in(scope, || inner.poll(cx));
+        let polled = match this.call.as_ref() {
+            Some(call) => call.in_span(poll),
+            None => poll(),
+        };
         match std::task::ready!(polled) {
             Ok(response) => {
                 // Not a gRPC answer: classified by its HTTP status.

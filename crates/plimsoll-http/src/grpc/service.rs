@@ -27,14 +27,19 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let shared = &self.shared;
         let tenant = shared.tenants.resolve(req.headers(), req.extensions());
-        let open = if shared.telemetry.opens_spans() {
-            server_span(&shared.telemetry, &req, &tenant)
+        let (span, open) = if shared.telemetry.opens_spans() {
+            let headers = crate::tenant::HeaderCarrier(req.headers());
+            let kind = plimsoll_core::trace::SpanKind::Server;
+            match shared.telemetry.sample_span(kind, Some(&headers)) {
+                Ok(()) => {
+                    let open = server_span(&shared.telemetry, &req, &tenant);
+                    (open.context(), open)
+                }
+                Err(context) => (context, plimsoll_core::trace::OpenSpan::default()),
+            }
         } else {
-            plimsoll_core::trace::OpenSpan::default()
-        };
-        let span = match open.context() {
-            Some(context) => Some(context),
-            None => crate::tenant::request_span(&shared.telemetry, req.headers(), true),
+            let span = crate::tenant::request_span(&shared.telemetry, req.headers(), true);
+            (span, plimsoll_core::trace::OpenSpan::default())
         };
         let observed = shared.telemetry.observes_requests();
         let scope = if observed {
@@ -54,9 +59,8 @@ where
         )
         .traced(&shared.telemetry, open);
         let mut scope = Some(scope);
-        let entered = call.enter();
-        let inner = scope::poll_in(&mut scope, || self.inner.call(req));
-        drop(entered);
+        let service = &mut self.inner;
+        let inner = call.in_span(|| scope::poll_in(&mut scope, || service.call(req)));
         ResponseFuture {
             inner,
             call: Some(call),

@@ -73,8 +73,8 @@ impl Guard {
     /// the guard when this returns, or unwinds).
     #[inline]
     pub(crate) fn in_scope<T>(&mut self, poll: impl FnOnce() -> T) -> T {
-        let _entered = self.request.trace.span().map(tracing::Span::enter);
-        scope::poll_in(&mut self.request.scope, poll)
+        let Request { trace, scope, .. } = &mut self.request;
+        trace.in_span(|| scope::poll_in(scope, poll))
     }
 
     /// The request's tenant.
@@ -159,7 +159,7 @@ impl Guard {
             request_size: r.request_size,
             response_size: self.response_size,
         });
-        if self.request.trace.span().is_some() {
+        if self.request.trace.is_recorded() {
             self.end_span(status, error);
         }
         let r = &self.request;

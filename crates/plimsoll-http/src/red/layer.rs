@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use plimsoll_core::classify::{ErrorType, StatusClassifier};
 use plimsoll_core::scope::Scope;
-use plimsoll_core::trace::{Attribute, OpenSpan};
+use plimsoll_core::trace::{Attribute, OpenSpan, SpanKind};
 use plimsoll_core::{
     Counter, Gauge, Histogram, LabelGuard, RegisterError, SeriesKey, Telemetry, Tenant,
 };
@@ -458,8 +458,15 @@ impl Shared {
         let method = crate::labels::Method::of(req.method());
         let tenant = self.tenants.resolve(req.headers(), req.extensions());
         let (span, trace) = if self.telemetry.opens_spans() {
-            let open = self.server_span(req, method, &route, &tenant);
-            (open.context(), open)
+            let headers = crate::tenant::HeaderCarrier(req.headers());
+            match self.telemetry.sample_span(SpanKind::Server, Some(&headers)) {
+                Ok(()) => {
+                    let open = self.server_span(req, method, &route, &tenant);
+                    (open.context(), open)
+                }
+                // Not traced: no span, the context still travels on.
+                Err(context) => (context, OpenSpan::default()),
+            }
         } else {
             let span =
                 crate::tenant::request_span(&self.telemetry, req.headers(), self.traceparent);

@@ -160,20 +160,29 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         match self.core.acquire() {
-            Ok(permit) => ResponseFuture {
-                state: State::Called {
-                    inner: self.inner.call(req),
-                    call: Some(Call {
-                        start: self.core.call_start(),
-                        core: self.core.clone(),
-                        permit: Some(permit),
-                        classify: self.classify.clone(),
-                    }),
-                },
-            },
-            Err(open) => ResponseFuture {
-                state: State::Shed { open: Some(open) },
-            },
+            Ok(permit) => {
+                let span = self.core.open_span();
+                let service = &mut self.inner;
+                let inner = span.in_span(|| service.call(req));
+                ResponseFuture {
+                    state: State::Called {
+                        inner,
+                        call: Some(Call {
+                            start: self.core.call_start(),
+                            core: self.core.clone(),
+                            permit: Some(permit),
+                            classify: self.classify.clone(),
+                            span,
+                        }),
+                    },
+                }
+            }
+            Err(open) => {
+                self.core.shed_span();
+                ResponseFuture {
+                    state: State::Shed { open: Some(open) },
+                }
+            }
         }
     }
 }
@@ -185,6 +194,8 @@ struct Call<C> {
     permit: Option<Permit>,
     start: Option<tokio::time::Instant>,
     classify: C,
+    /// The call's span, when the telemetry opens spans.
+    span: plimsoll_core::trace::OpenSpan,
 }
 
 impl<C> Drop for Call<C> {
@@ -227,12 +238,17 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Called { inner, call } => {
-                let result = std::task::ready!(inner.poll(cx));
+                let result = match call.as_ref() {
+                    Some(call) => call.span.in_span(|| inner.poll(cx)),
+                    None => inner.poll(cx),
+                };
+                let result = std::task::ready!(result);
                 if let Some(mut call) = call.take()
                     && let Some(permit) = call.permit.take()
                 {
                     let failure = call.classify.is_failure(&result);
                     call.core.record(permit, failure, call.start);
+                    call.core.end_span(&call.span, failure.then_some("failure"));
                 }
                 Poll::Ready(result.map_err(BreakerError::Inner))
             }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64};
 use std::time::Duration;
 
 use crate::metrics::{Counts, ResilienceMetrics};
+use plimsoll_core::trace::{OpenSpan, SpanEnd, SpanKind, SpanStart};
 
 pub(crate) mod layer;
 mod window;
@@ -432,6 +433,41 @@ impl Core {
         }
     }
 
+    /// The span of one call through the breaker, when the telemetry opens
+    /// spans: `circuit_breaker <service>`, with the state it found.
+    pub(crate) fn open_span(&self) -> OpenSpan {
+        let telemetry = self.metrics.telemetry();
+        if !telemetry.opens_spans() || telemetry.sample_span(SpanKind::Internal, None).is_err() {
+            return OpenSpan::default();
+        }
+        self.span_in(telemetry)
+    }
+
+    #[inline(never)]
+    fn span_in(&self, telemetry: &plimsoll_core::Telemetry) -> OpenSpan {
+        let name = format!("circuit_breaker {}", self.service);
+        let attributes = [
+            ("plimsoll.breaker.name", (&*self.service).into()),
+            ("plimsoll.breaker.state", self.state().as_str().into()),
+        ];
+        telemetry.start_span(&SpanStart::new(&name, SpanKind::Internal, &attributes))
+    }
+
+    /// Ends a call's span: `rejected`, `failure`, or fine.
+    pub(crate) fn end_span(&self, span: &OpenSpan, error: Option<&str>) {
+        if span.is_recorded() {
+            self.metrics
+                .telemetry()
+                .end_span(span, &SpanEnd::new(error, &[]));
+        }
+    }
+
+    /// A shed call's span: opened and ended at once, as rejected.
+    pub(crate) fn shed_span(&self) {
+        let span = self.open_span();
+        self.end_span(&span, Some("rejected"));
+    }
+
     /// Admits a call, or sheds it.
     pub(crate) fn acquire(&self) -> Result<Permit, BreakerOpen> {
         loop {
@@ -625,11 +661,12 @@ impl CircuitBreaker {
     /// does not make (a hand-written client): then report how it went with
     /// [`CallPermit::done`].
     pub fn try_call(&self) -> Result<CallPermit, BreakerOpen> {
-        let permit = self.core.acquire()?;
+        let permit = self.core.acquire().inspect_err(|_| self.core.shed_span())?;
         Ok(CallPermit {
             core: self.core.clone(),
             permit: Some(permit),
             start: self.core.call_start(),
+            span: self.core.open_span(),
         })
     }
 }
@@ -642,6 +679,8 @@ pub struct CallPermit {
     core: Arc<Core>,
     permit: Option<Permit>,
     start: Option<tokio::time::Instant>,
+    /// The call's span, when the telemetry opens spans.
+    span: OpenSpan,
 }
 
 impl CallPermit {
@@ -649,6 +688,7 @@ impl CallPermit {
     pub fn done(mut self, failure: bool) {
         if let Some(permit) = self.permit.take() {
             self.core.record(permit, failure, self.start);
+            self.core.end_span(&self.span, failure.then_some("failure"));
         }
     }
 }
