@@ -238,7 +238,10 @@ fn spans_arrive_linked_with_their_attributes_and_resource() {
     assert_eq!(server.resource["service.instance.id"].len(), 36);
 
     let pricing = find(&spans, TRACE, "pricing");
-    assert_eq!(pricing.parent_id, server.span_id, "a span of the service's own");
+    assert_eq!(
+        pricing.parent_id, server.span_id,
+        "a span of the service's own"
+    );
     assert_eq!(pricing.attributes["order"], "7");
 
     let query = find(&spans, TRACE, "SELECT orders");

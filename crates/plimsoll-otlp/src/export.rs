@@ -9,14 +9,14 @@
 //! both the gRPC (tonic) and the HTTP (hyper) transport.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::config::Settings;
 
@@ -112,9 +112,51 @@ enum Control {
     Shutdown(std::sync::mpsc::SyncSender<()>),
 }
 
+/// The bounded queue between the service's threads and the export
+/// thread. A span is pushed under a short lock; the export thread is woken
+/// once per full batch (waking it for every span would cost a system call
+/// each), and otherwise drains the queue on its schedule.
+struct Queue {
+    spans: Mutex<Vec<SpanData>>,
+    capacity: usize,
+    batch_size: usize,
+    closed: AtomicBool,
+    batch_ready: Notify,
+}
+
+impl Queue {
+    /// Queues a span; `Err` with why it was dropped.
+    fn push(&self, span: SpanData) -> Result<(), Drop> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Drop::Shutdown);
+        }
+        let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
+        if spans.len() >= self.capacity {
+            return Err(Drop::QueueFull);
+        }
+        spans.push(span);
+        let full_batch = spans.len() == self.batch_size;
+        drop(spans);
+        if full_batch {
+            self.batch_ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Takes up to one batch of spans.
+    fn take_batch(&self) -> Vec<SpanData> {
+        let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
+        if spans.len() <= self.batch_size {
+            std::mem::take(&mut *spans)
+        } else {
+            spans.drain(..self.batch_size).collect()
+        }
+    }
+}
+
 /// The span processor: queues sampled spans for the export thread.
 pub(crate) struct Processor {
-    spans: mpsc::Sender<SpanData>,
+    queue: Arc<Queue>,
     control: mpsc::UnboundedSender<Control>,
     stats: Arc<Stats>,
     shutdown_timeout: Duration,
@@ -139,14 +181,19 @@ impl Processor {
         E: SpanExporter + 'static,
         M: FnOnce() -> Result<E, String> + Send + 'static,
     {
-        let (spans, spans_rx) = mpsc::channel(settings.queue_size);
+        let queue = Arc::new(Queue {
+            spans: Mutex::new(Vec::new()),
+            capacity: settings.queue_size,
+            batch_size: settings.batch_size,
+            closed: AtomicBool::new(false),
+            batch_ready: Notify::new(),
+        });
         let (control, control_rx) = mpsc::unbounded_channel();
         let (ready, ready_rx) = std::sync::mpsc::sync_channel(1);
         let worker = Worker {
-            spans: spans_rx,
+            queue: queue.clone(),
             control: control_rx,
             stats: stats.clone(),
-            batch_size: settings.batch_size,
             delay: settings.schedule_delay,
             timeout: settings.timeout,
         };
@@ -181,7 +228,7 @@ impl Processor {
             .recv()
             .map_err(|_| "the export thread stopped while starting".to_string())??;
         Ok(Processor {
-            spans,
+            queue,
             control,
             stats,
             shutdown_timeout: settings.shutdown_timeout,
@@ -214,15 +261,15 @@ impl SpanProcessor for Processor {
         if !span.span_context.is_sampled() {
             return;
         }
-        match self.spans.try_send(span) {
+        match self.queue.push(span) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Drop::QueueFull) => {
                 self.stats
                     .drop_spans(Drop::QueueFull, 1, &"the export queue is full");
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(reason) => {
                 self.stats
-                    .drop_spans(Drop::Shutdown, 1, &"the export pipeline has shut down");
+                    .drop_spans(reason, 1, &"the export pipeline has shut down");
             }
         }
     }
@@ -237,17 +284,15 @@ impl SpanProcessor for Processor {
 }
 
 struct Worker {
-    spans: mpsc::Receiver<SpanData>,
+    queue: Arc<Queue>,
     control: mpsc::UnboundedReceiver<Control>,
     stats: Arc<Stats>,
-    batch_size: usize,
     delay: Duration,
     timeout: Duration,
 }
 
 impl Worker {
     async fn run<E: SpanExporter>(mut self, exporter: E) {
-        let mut batch = Vec::with_capacity(self.batch_size);
         let mut tick = tokio::time::interval(self.delay);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -255,19 +300,14 @@ impl Worker {
                 biased;
                 control = self.control.recv() => {
                     // Export everything queued so far, then answer.
-                    while let Ok(span) = self.spans.try_recv() {
-                        batch.push(span);
-                        if batch.len() >= self.batch_size {
-                            self.export(&exporter, &mut batch).await;
-                        }
-                    }
-                    self.export(&exporter, &mut batch).await;
+                    self.drain(&exporter).await;
                     match control {
                         Some(Control::Flush(done)) => {
                             let _ = done.send(());
                         }
                         Some(Control::Shutdown(done)) => {
-                            self.spans.close();
+                            self.queue.closed.store(true, Ordering::Relaxed);
+                            self.drain(&exporter).await;
                             let _ = exporter.shutdown_with_timeout(self.timeout);
                             let _ = done.send(());
                             return;
@@ -275,28 +315,24 @@ impl Worker {
                         None => return,
                     }
                 }
-                span = self.spans.recv() => match span {
-                    Some(span) => {
-                        batch.push(span);
-                        if batch.len() >= self.batch_size {
-                            self.export(&exporter, &mut batch).await;
-                        }
-                    }
-                    None => {
-                        self.export(&exporter, &mut batch).await;
-                        return;
-                    }
-                },
-                _ = tick.tick() => self.export(&exporter, &mut batch).await,
+                _ = self.queue.batch_ready.notified() => self.drain(&exporter).await,
+                _ = tick.tick() => self.drain(&exporter).await,
             }
         }
     }
 
-    async fn export<E: SpanExporter>(&self, exporter: &E, batch: &mut Vec<SpanData>) {
-        if batch.is_empty() {
-            return;
+    /// Exports batch after batch until the queue is empty.
+    async fn drain<E: SpanExporter>(&self, exporter: &E) {
+        loop {
+            let batch = self.queue.take_batch();
+            if batch.is_empty() {
+                return;
+            }
+            self.export(exporter, batch).await;
         }
-        let spans = std::mem::replace(batch, Vec::with_capacity(self.batch_size));
+    }
+
+    async fn export<E: SpanExporter>(&self, exporter: &E, spans: Vec<SpanData>) {
         let n = spans.len() as u64;
         match tokio::time::timeout(self.timeout, exporter.export(spans)).await {
             Ok(Ok(())) => {
