@@ -16,7 +16,6 @@
 //! `rotel-agent` on `PATH` for `sampled`: `scripts/install-services.sh`).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 mod harness;
