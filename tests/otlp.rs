@@ -120,10 +120,12 @@ fn orders_app(t: &Telemetry, state: Orders) -> Router {
     }
     Router::new()
         .route("/orders/{id}", get(order))
+        .route("/health", get(|| async { "ok" }))
         .with_state(state)
         .layer(
             RedMetricsLayer::builder(t)
                 .with_tenant_header("x-tenant-id")
+                .with_ignored_paths(["/health"])
                 .build()
                 .unwrap(),
         )
@@ -310,6 +312,15 @@ fn a_request_not_sampled_opens_no_span_and_forwards_its_flag() {
             Some(&format!("00-{UNSAMPLED}-b7ad6b7169203331-00")),
         )
         .await;
+        // An ignored path opens no span, even in a sampled trace.
+        const IGNORED: &str = "3af7651916cd43dd8448eb211c80319c";
+        let (status, _) = get_with(
+            addr,
+            "/health",
+            Some(&format!("00-{IGNORED}-b7ad6b7169203331-01")),
+        )
+        .await;
+        assert_eq!(status, 200);
         // Then one sampled request (over HTTP/protobuf) to know when
         // export has happened.
         let (_, sampled) = get_with(addr, "/orders/2", None).await;
@@ -322,6 +333,10 @@ fn a_request_not_sampled_opens_no_span_and_forwards_its_flag() {
     assert!(
         spans.iter().all(|s| s.trace_id != UNSAMPLED),
         "spans of a trace not sampled: {spans:#?}"
+    );
+    assert!(
+        spans.iter().all(|s| !s.name.contains("/health")),
+        "a span for an ignored path: {spans:#?}"
     );
     // The caller's decision travels on with the same trace id.
     assert!(

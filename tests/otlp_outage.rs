@@ -155,3 +155,63 @@ fn a_collector_outage_fails_no_request_and_is_counted() {
     collector.wait_for(|s| s.iter().filter(|s| s.trace_id == TRACE).count() >= 10);
     assert!(spans(&t, "plimsoll_spans_exported_total", None) >= exported_before + 10.0);
 }
+
+#[test]
+fn a_collector_that_never_answers_times_out_and_is_counted() {
+    // Accepts connections and never answers: a collector hung or behind a
+    // black-holing network.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in silent.incoming().take(16) {
+            open.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let (guard, dispatch) = Tracing::builder()
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .schedule_delay(Duration::from_millis(20))
+        .timeout(Duration::from_millis(300))
+        .logs(false)
+        .build()
+        .unwrap();
+    let _default = tracing::dispatcher::set_default(&dispatch);
+    let t = Telemetry::builder()
+        .with_process_metrics(false)
+        .with_trace_context(guard.trace_context())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/work", get(|| async { "done" }))
+        .layer(RedMetricsLayer::builder(&t).build().unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    rt.block_on(async {
+        use tower::ServiceExt;
+        for _ in 0..50 {
+            let request = http::Request::get("/work")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.into_body().collect().await.unwrap();
+        }
+    });
+    // The requests never waited on the export.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    guard.flush();
+    assert_eq!(
+        spans(&t, "plimsoll_spans_dropped_total", Some("timeout")),
+        50.0
+    );
+    assert_eq!(spans(&t, "plimsoll_spans_exported_total", None), 0.0);
+    drop(held);
+}
