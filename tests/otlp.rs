@@ -306,12 +306,12 @@ fn a_request_not_sampled_opens_no_span_and_forwards_its_flag() {
     const UNSAMPLED: &str = "0af7651916cd43dd8448eb211c80319c";
     let (forwarded, sampled) = runtime().block_on(async {
         let addr = orders_service(&t).await;
-        let (_, forwarded) = get_with(
-            addr,
-            "/orders/1",
-            Some(&format!("00-{UNSAMPLED}-b7ad6b7169203331-00")),
-        )
-        .await;
+        let traceparent = format!("00-{UNSAMPLED}-b7ad6b7169203331-00");
+        let headers = [
+            ("traceparent", traceparent.as_str()),
+            ("baggage", "team=unsampled"),
+        ];
+        let (_, forwarded) = get_with_headers(addr, "/orders/1", &headers).await;
         // An ignored path opens no span, even in a sampled trace.
         const IGNORED: &str = "3af7651916cd43dd8448eb211c80319c";
         let (status, _) = get_with(
@@ -334,6 +334,14 @@ fn a_request_not_sampled_opens_no_span_and_forwards_its_flag() {
         spans.iter().all(|s| s.trace_id != UNSAMPLED),
         "spans of a trace not sampled: {spans:#?}"
     );
+    // The service's own span in the request not sampled is not exported
+    // either (nor turned into a trace of its own).
+    let pricing: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.name == "pricing")
+        .map(|s| s.trace_id.as_str())
+        .collect();
+    assert_eq!(pricing, [sampled_trace.as_str()]);
     assert!(
         spans.iter().all(|s| !s.name.contains("/health")),
         "a span for an ignored path: {spans:#?}"
@@ -343,7 +351,10 @@ fn a_request_not_sampled_opens_no_span_and_forwards_its_flag() {
         forwarded.starts_with(&format!("00-{UNSAMPLED}-")),
         "{forwarded}"
     );
-    assert!(forwarded.ends_with("-00"), "{forwarded}");
+    assert!(
+        forwarded.ends_with("-00 baggage team=unsampled"),
+        "the flag and the baggage travel on: {forwarded}"
+    );
     let body = t.encode(Format::OpenMetrics);
     assert!(
         !body.contains(UNSAMPLED),

@@ -180,8 +180,14 @@ impl<R: RecordOperation> Operation<R> {
     /// Attaches a span the caller opened (see [`Telemetry::start_span`]):
     /// the operation's exemplar becomes the span's, and the span ends
     /// with the operation, with its outcome.
+    ///
+    /// For an operation from [`start_for`](Self::start_for): one started
+    /// with [`start`](Self::start) may have opened its own already.
     pub fn traced(mut self, telemetry: &Telemetry, span: OpenSpan) -> Self {
-        if span.is_recorded() {
+        debug_assert!(self.traced.is_none(), "an operation has one span");
+        // A span that is not recorded may still stand for the request's
+        // context while the work runs (its trace is not sampled).
+        if span.recorded().is_some() {
             if let Some(exemplar) = span.context().and_then(|c| c.exemplar()) {
                 self.trace = Some(exemplar);
             }
@@ -229,7 +235,12 @@ impl<R: RecordOperation> Operation<R> {
         if let Some((labels, tenant)) = self.state.take() {
             if let Some(traced) = self.traced.take() {
                 let (span, telemetry) = &*traced;
-                let error = outcome.is_failure().then(|| outcome.describe());
+                // A client's 4xx is a failure of the call, unlike a server's.
+                let failed = match outcome {
+                    Outcome::Http(status) => status >= 400,
+                    _ => outcome.is_failure(),
+                };
+                let error = failed.then(|| outcome.describe());
                 let status = match outcome {
                     Outcome::Http(status) => Some(("http.response.status_code", status.into())),
                     Outcome::Grpc(code) => {

@@ -53,8 +53,9 @@ pub struct SpanContext {
 }
 
 impl SpanContext {
-    /// Parses a W3C `traceparent` value (`00-<trace>-<span>-<flags>`).
-    /// `None` for anything malformed, version `ff`, or all-zero ids.
+    /// Parses a W3C `traceparent` value (`00-<trace>-<span>-<flags>`,
+    /// lower-case hex). `None` for anything malformed, version `ff`, or
+    /// all-zero ids.
     ///
     /// ```
     /// use plimsoll_core::trace::SpanContext;
@@ -77,7 +78,7 @@ impl SpanContext {
         {
             return None;
         }
-        let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+        let hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if !(hex(version) && hex(trace) && hex(span) && hex(flags)) {
             return None;
         }
@@ -155,14 +156,12 @@ pub trait TraceContext: Send + Sync + fmt::Debug + 'static {
     /// Decides, before an integration describes a span of `kind`, whether
     /// it would be recorded (`headers`: a server span's incoming headers),
     /// so work that is not traced costs no description. `Err` says it
-    /// would not, with the context to propagate, if any; `Ok`: describe it
-    /// and call [`start_span`](TraceContext::start_span) next, on this
-    /// thread. Default: `Ok`.
-    fn sample(
-        &self,
-        kind: SpanKind,
-        headers: Option<&dyn Headers>,
-    ) -> Result<(), Option<SpanContext>> {
+    /// would not, with what stands for it: the context to propagate, if
+    /// any, made current while the work runs like a span (so the
+    /// service's own spans inside it are not recorded either). `Ok`:
+    /// describe it and call [`start_span`](TraceContext::start_span) next,
+    /// on this thread. Default: `Ok`.
+    fn sample(&self, kind: SpanKind, headers: Option<&dyn Headers>) -> Result<(), OpenSpan> {
         let _ = (kind, headers);
         Ok(())
     }
@@ -367,10 +366,10 @@ impl OpenSpan {
         self.span.as_deref()
     }
 
-    /// Whether the work is recorded.
+    /// Whether the work is recorded (a span of a sampled trace).
     #[inline]
     pub fn is_recorded(&self) -> bool {
-        self.span.is_some()
+        self.span.is_some() && self.context.is_some_and(|c| c.sampled)
     }
 
     /// Whether anything was opened.
@@ -434,6 +433,7 @@ mod tests {
             b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             b"00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
             b"garbage",
             b"\xff\xfe",
         ] {

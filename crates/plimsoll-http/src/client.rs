@@ -313,7 +313,7 @@ where
                 Ok(()) => client_span(telemetry, &layer.service, &req),
                 // Not traced: the request's context (sampled flag off)
                 // still goes with the call.
-                Err(context) => OpenSpan::new(context, None),
+                Err(open) => open,
             };
             telemetry.inject(&span, &mut crate::tenant::HeaderWriter(req.headers_mut()));
             call.traced(telemetry, span)

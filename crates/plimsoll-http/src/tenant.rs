@@ -163,18 +163,21 @@ impl plimsoll_core::trace::HeadersMut for HeaderWriter<'_> {
 /// (call only when the telemetry opens spans).
 pub(crate) fn server_span(
     telemetry: &Telemetry,
-    headers: &HeaderMap,
+    headers: Option<&HeaderMap>,
     name: &str,
     attributes: &[plimsoll_core::trace::Attribute<'_>],
 ) -> plimsoll_core::trace::OpenSpan {
-    let carrier = HeaderCarrier(headers);
-    let start = plimsoll_core::trace::SpanStart::new(
-        name,
-        plimsoll_core::trace::SpanKind::Server,
-        attributes,
-    )
-    .with_headers(&carrier);
-    telemetry.start_span(&start)
+    let kind = plimsoll_core::trace::SpanKind::Server;
+    match headers.map(HeaderCarrier) {
+        Some(carrier) => {
+            let start =
+                plimsoll_core::trace::SpanStart::new(name, kind, attributes).with_headers(&carrier);
+            telemetry.start_span(&start)
+        }
+        None => telemetry.start_span(&plimsoll_core::trace::SpanStart::new(
+            name, kind, attributes,
+        )),
+    }
 }
 
 /// The first value of header `name`. A request usually carries a handful of

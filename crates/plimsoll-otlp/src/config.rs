@@ -137,14 +137,6 @@ fn first(env: &Env, names: &[&'static str]) -> Option<(&'static str, String)> {
     names.iter().find_map(|n| var(env, n).map(|v| (*n, v)))
 }
 
-fn parse_bool(field: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(invalid(field, value, "is not true or false")),
-    }
-}
-
 fn parse_millis(field: &str, value: &str) -> Result<Duration, ConfigError> {
     value
         .parse::<u64>()
@@ -225,7 +217,7 @@ fn parse_sampler(env: &Env) -> Result<Option<Sampler>, ConfigError> {
         Some(arg) => parse_ratio("OTEL_TRACES_SAMPLER_ARG", &arg),
         None => Ok(1.0),
     };
-    Ok(Some(match name.as_str() {
+    Ok(Some(match name.to_ascii_lowercase().as_str() {
         "always_on" => Sampler::AlwaysOn,
         "always_off" => Sampler::AlwaysOff,
         "traceidratio" => Sampler::Ratio(ratio()?),
@@ -244,7 +236,7 @@ fn parse_sampler(env: &Env) -> Result<Option<Sampler>, ConfigError> {
 }
 
 fn parse_protocol(field: &str, value: &str) -> Result<Protocol, ConfigError> {
-    match value {
+    match value.to_ascii_lowercase().as_str() {
         "grpc" => Ok(Protocol::Grpc),
         "http/protobuf" => Ok(Protocol::HttpProtobuf),
         "http/json" => Err(invalid(
@@ -275,40 +267,51 @@ impl Code {
     /// Resolves the settings: environment variables over code over
     /// defaults.
     pub(crate) fn resolve(&self, env: &Env) -> Result<Settings, ConfigError> {
+        // As the specification says: only `true` disables; anything else
+        // is false.
         let disabled = self.disabled
-            || match var(env, "OTEL_SDK_DISABLED") {
-                Some(v) => parse_bool("OTEL_SDK_DISABLED", &v)?,
-                None => false,
-            }
+            || var(env, "OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
             || match var(env, "OTEL_TRACES_EXPORTER") {
                 None => false,
-                Some(v) if v == "none" => true,
-                Some(v) if v == "otlp" => false,
                 Some(v) => {
-                    return Err(invalid("OTEL_TRACES_EXPORTER", &v, "is not otlp or none"));
+                    let list: Vec<String> = v
+                        .split(',')
+                        .map(|e| e.trim().to_ascii_lowercase())
+                        .collect();
+                    if list.iter().any(|e| e == "otlp") {
+                        false
+                    } else if list.iter().all(|e| e == "none") {
+                        true
+                    } else {
+                        return Err(invalid(
+                            "OTEL_TRACES_EXPORTER",
+                            &v,
+                            "names no exporter this crate has (otlp, or none)",
+                        ));
+                    }
                 }
             };
 
-        let protocol = match first(
+        let (protocol_field, protocol) = match first(
             env,
             &[
                 "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
                 "OTEL_EXPORTER_OTLP_PROTOCOL",
             ],
         ) {
-            Some((field, v)) => parse_protocol(field, &v)?,
-            None => self.protocol.unwrap_or(Protocol::Grpc),
+            Some((field, v)) => (field, parse_protocol(field, &v)?),
+            None => ("protocol", self.protocol.unwrap_or(Protocol::Grpc)),
         };
         if protocol == Protocol::Grpc && !cfg!(feature = "grpc") {
             return Err(invalid(
-                "protocol",
+                protocol_field,
                 "grpc",
                 "needs the `grpc` feature of plimsoll-otlp",
             ));
         }
         if protocol == Protocol::HttpProtobuf && !cfg!(feature = "http") {
             return Err(invalid(
-                "protocol",
+                protocol_field,
                 "http/protobuf",
                 "needs the `http` feature of plimsoll-otlp",
             ));
@@ -337,45 +340,46 @@ impl Code {
             endpoint.map(|(_, url)| url)
         };
 
-        let mut headers = self.headers.clone();
+        let mut headers: Vec<(&'static str, String, String)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| ("header", k.clone(), v.clone()))
+            .collect();
         for name in [
             "OTEL_EXPORTER_OTLP_HEADERS",
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
         ] {
             if let Some(v) = var(env, name) {
                 for (k, v) in parse_pairs(name, &v)? {
-                    headers.retain(|(old, _)| !old.eq_ignore_ascii_case(&k));
-                    headers.push((k, v));
+                    headers.retain(|(_, old, _)| !old.eq_ignore_ascii_case(&k));
+                    headers.push((name, k, v));
                 }
             }
         }
-        for (k, v) in &headers {
+        for (field, k, v) in &headers {
             let bad_name = k.is_empty()
                 || !k
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            if bad_name || v.bytes().any(|b| b < 0x20 || b == 0x7f) {
-                return Err(invalid(
-                    "headers",
-                    k,
-                    "is not a valid header name and value",
-                ));
+            if bad_name {
+                return Err(invalid(field, k, "is not a valid header name"));
+            }
+            if v.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                return Err(invalid(field, k, "has a value with control characters"));
             }
         }
+        let headers = headers.into_iter().map(|(_, k, v)| (k, v)).collect();
 
-        let timeout = match first(
+        let (timeout_field, timeout) = match first(
             env,
             &[
                 "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
                 "OTEL_EXPORTER_OTLP_TIMEOUT",
             ],
         ) {
-            Some((field, v)) => parse_millis(field, &v)?,
-            None => self.timeout.unwrap_or(Duration::from_secs(10)),
+            Some((field, v)) => (field, parse_millis(field, &v)?),
+            None => ("timeout", self.timeout.unwrap_or(Duration::from_secs(10))),
         };
-        if timeout.is_zero() {
-            return Err(invalid("timeout", "0", "must be more than 0"));
-        }
         let gzip = match first(
             env,
             &[
@@ -383,8 +387,8 @@ impl Code {
                 "OTEL_EXPORTER_OTLP_COMPRESSION",
             ],
         ) {
-            Some((_, v)) if v == "gzip" => true,
-            Some((_, v)) if v == "none" => false,
+            Some((_, v)) if v.eq_ignore_ascii_case("gzip") => true,
+            Some((_, v)) if v.eq_ignore_ascii_case("none") => false,
             Some((field, v)) => return Err(invalid(field, &v, "is not gzip or none")),
             None => self.gzip.unwrap_or(false),
         };
@@ -456,30 +460,54 @@ impl Code {
             ));
         }
 
-        let count = |name: &str, code: Option<usize>, default: usize| match var(env, name) {
-            Some(v) => parse_count(name, &v),
-            None => Ok(code.unwrap_or(default)),
+        // (the variable or method, the value) when set, else the default.
+        let count =
+            |name: &'static str, method: &'static str, code: Option<usize>| match var(env, name) {
+                Some(v) => parse_count(name, &v).map(|n| Some((name, n))),
+                None => Ok(code.map(|n| (method, n))),
+            };
+        let queue = count("OTEL_BSP_MAX_QUEUE_SIZE", "queue_size", self.queue_size)?;
+        let batch = count(
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            "batch_size",
+            self.batch_size,
+        )?;
+        let queue_size = queue.map_or(2048, |(_, n)| n);
+        let batch_size = match batch {
+            Some((field, n)) if n > queue_size => {
+                return Err(invalid(
+                    field,
+                    &n.to_string(),
+                    format!("is larger than the queue ({queue_size})"),
+                ));
+            }
+            Some((_, n)) => n,
+            // The default batch fits a smaller queue.
+            None => queue_size.min(512),
         };
-        let queue_size = count("OTEL_BSP_MAX_QUEUE_SIZE", self.queue_size, 2048)?;
-        let batch_size = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", self.batch_size, 512)?;
-        if batch_size > queue_size {
-            return Err(invalid(
-                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-                &batch_size.to_string(),
-                format!("is larger than the queue ({queue_size})"),
-            ));
-        }
-        let schedule_delay = match var(env, "OTEL_BSP_SCHEDULE_DELAY") {
-            Some(v) => parse_millis("OTEL_BSP_SCHEDULE_DELAY", &v)?,
-            None => self.schedule_delay.unwrap_or(Duration::from_secs(1)),
+        let (delay_field, schedule_delay) = match var(env, "OTEL_BSP_SCHEDULE_DELAY") {
+            Some(v) => (
+                "OTEL_BSP_SCHEDULE_DELAY",
+                parse_millis("OTEL_BSP_SCHEDULE_DELAY", &v)?,
+            ),
+            None => (
+                "schedule_delay",
+                self.schedule_delay.unwrap_or(Duration::from_secs(1)),
+            ),
         };
         if schedule_delay.is_zero() {
-            return Err(invalid("schedule_delay", "0", "must be more than 0"));
+            return Err(invalid(delay_field, "0", "must be more than 0"));
         }
-        let timeout = match var(env, "OTEL_BSP_EXPORT_TIMEOUT") {
-            Some(v) => parse_millis("OTEL_BSP_EXPORT_TIMEOUT", &v)?.min(timeout),
-            None => timeout,
+        let (timeout_field, timeout) = match var(env, "OTEL_BSP_EXPORT_TIMEOUT") {
+            Some(v) => (
+                "OTEL_BSP_EXPORT_TIMEOUT",
+                parse_millis("OTEL_BSP_EXPORT_TIMEOUT", &v)?.min(timeout),
+            ),
+            None => (timeout_field, timeout),
         };
+        if timeout.is_zero() {
+            return Err(invalid(timeout_field, "0", "must be more than 0"));
+        }
 
         Ok(Settings {
             endpoint,
@@ -581,6 +609,30 @@ mod tests {
     }
 
     #[test]
+    fn values_are_case_insensitive_and_a_small_queue_takes_a_small_batch() {
+        let s = resolve(
+            &Code::default(),
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "HTTP/PROTOBUF"),
+                ("OTEL_EXPORTER_OTLP_COMPRESSION", "GZIP"),
+                ("OTEL_TRACES_SAMPLER", "ParentBased_Always_Off"),
+                ("OTEL_BSP_MAX_QUEUE_SIZE", "256"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.protocol, Protocol::HttpProtobuf);
+        assert!(s.gzip);
+        assert_eq!(s.sampler, Sampler::ParentBased(Root::AlwaysOff));
+        assert_eq!((s.queue_size, s.batch_size), (256, 256));
+        let code = Code {
+            batch_size: Some(300),
+            ..Code::default()
+        };
+        let err = resolve(&code, &[("OTEL_BSP_MAX_QUEUE_SIZE", "256")]).unwrap_err();
+        assert_eq!(err.field, "batch_size");
+    }
+
+    #[test]
     fn the_traces_endpoint_is_used_as_given() {
         let s = resolve(
             &Code::default(),
@@ -648,7 +700,6 @@ mod tests {
                 &[("OTEL_RESOURCE_ATTRIBUTES", "a=%zz")][..],
                 "OTEL_RESOURCE_ATTRIBUTES",
             ),
-            (&[("OTEL_SDK_DISABLED", "yes")][..], "OTEL_SDK_DISABLED"),
             (
                 &[("OTEL_TRACES_EXPORTER", "jaeger")][..],
                 "OTEL_TRACES_EXPORTER",
@@ -662,8 +713,27 @@ mod tests {
                 "OTEL_BSP_MAX_QUEUE_SIZE",
             ),
             (
-                &[("OTEL_BSP_MAX_QUEUE_SIZE", "10")][..],
+                &[
+                    ("OTEL_BSP_MAX_QUEUE_SIZE", "10"),
+                    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20"),
+                ][..],
                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            ),
+            (
+                &[("OTEL_BSP_EXPORT_TIMEOUT", "0")][..],
+                "OTEL_BSP_EXPORT_TIMEOUT",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_TIMEOUT", "0")][..],
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ),
+            (
+                &[("OTEL_BSP_SCHEDULE_DELAY", "0")][..],
+                "OTEL_BSP_SCHEDULE_DELAY",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "bad name=1")][..],
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
             ),
             (&[("RUST_LOG", "info,[")][..], "RUST_LOG"),
             (

@@ -127,10 +127,12 @@ struct Queue {
 impl Queue {
     /// Queues a span; `Err` with why it was dropped.
     fn push(&self, span: SpanData) -> Result<(), Drop> {
+        let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
+        // Read under the lock: a span queued after the last drain would be
+        // lost uncounted.
         if self.closed.load(Ordering::Relaxed) {
             return Err(Drop::Shutdown);
         }
-        let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
         if spans.len() >= self.capacity {
             return Err(Drop::QueueFull);
         }
@@ -141,6 +143,12 @@ impl Queue {
             self.batch_ready.notify_one();
         }
         Ok(())
+    }
+
+    /// Refuses spans from now on.
+    fn close(&self) {
+        let _spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
+        self.closed.store(true, Ordering::Relaxed);
     }
 
     /// Takes up to one batch of spans.
@@ -306,7 +314,7 @@ impl Worker {
                             let _ = done.send(());
                         }
                         Some(Control::Shutdown(done)) => {
-                            self.queue.closed.store(true, Ordering::Relaxed);
+                            self.queue.close();
                             self.drain(&exporter).await;
                             let _ = exporter.shutdown_with_timeout(self.timeout);
                             let _ = done.send(());

@@ -10,7 +10,7 @@ use opentelemetry::propagation::{
 };
 use opentelemetry::trace::{
     SpanContext as OtelSpanContext, SpanId, SpanKind as OtelKind, Status, TraceContextExt,
-    TraceFlags, TraceId, TraceState, Tracer as _,
+    TraceFlags, TraceId, Tracer as _,
 };
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::SdkTracer;
@@ -99,6 +99,7 @@ impl OtlpContext {
     fn decide(
         &self,
         headers: Option<&dyn Headers>,
+        handed_off: bool,
     ) -> Result<(Option<SpanContext>, u128), SpanContext> {
         let sampler = self.inner.sampler;
         let remote = headers
@@ -109,7 +110,7 @@ impl OtlpContext {
                 parent.trace_id,
                 ids::child_decision(sampler, parent.trace_id, parent.sampled),
             ),
-            None => match ids::take_next_root() {
+            None => match ids::take_next_root().filter(|_| handed_off) {
                 Some(trace_id) => (trace_id, true),
                 None => ids::root_decision(sampler),
             },
@@ -132,27 +133,46 @@ impl OtlpContext {
 
     /// Whether a child span opened now is recorded: `Err` with the
     /// context to propagate when it is not.
-    fn child_decision(&self) -> Result<(), Option<SpanContext>> {
+    fn child_decision(&self) -> Result<(), OpenSpan> {
         match plimsoll_core::scope::with_current(|s| s.and_then(|s| s.span())) {
             // The request is not sampled: no span, but its context still
             // travels to the services it calls.
-            Some(parent) if !parent.sampled => Err(Some(parent)),
+            Some(parent) if !parent.sampled => Err(OpenSpan::new(Some(parent), None)),
             Some(_) => Ok(()),
             // Outside any request: only under a span of the service's own.
             None if current_span_valid() => Ok(()),
-            None => Err(None),
+            None => Err(OpenSpan::default()),
         }
+    }
+
+    /// What stands for a request that is not sampled: its context, made
+    /// current while it runs, so the service's own spans inside it join
+    /// the trace unsampled (and are not exported) instead of starting
+    /// traces of their own; its `tracestate` and baggage travel on.
+    fn unsampled(&self, context: SpanContext, headers: Option<&dyn Headers>) -> OpenSpan {
+        let carries_more =
+            headers.is_some_and(|h| h.get("tracestate").is_some() || h.get("baggage").is_some());
+        let received = match headers {
+            Some(headers) if carries_more => self.inner.propagator.extract(&Carrier(headers)),
+            _ => opentelemetry::Context::new(),
+        };
+        let cx = with_parent(received, context);
+        OpenSpan::new(Some(context), Some(Box::new(Unsampled(cx))))
     }
 
     fn server(&self, start: &SpanStart<'_>) -> OpenSpan {
         // Decided before any span exists: a request that is not sampled
         // opens none.
-        let (remote, trace_id) = match self.decide(start.headers) {
+        let (remote, trace_id) = match self.decide(start.headers, true) {
             Ok(decided) => decided,
-            Err(context) => return OpenSpan::new(Some(context), None),
+            Err(context) => return self.unsampled(context, start.headers),
         };
         let parent = match (remote, start.headers) {
-            (Some(_), Some(headers)) => self.inner.propagator.extract(&Carrier(headers)),
+            // The parent is the `traceparent` the decision was made on;
+            // the propagators add its `tracestate` and the baggage.
+            (Some(remote), Some(headers)) => {
+                with_parent(self.inner.propagator.extract(&Carrier(headers)), remote)
+            }
             _ => {
                 ids::set_next_trace(trace_id);
                 opentelemetry::Context::new()
@@ -162,8 +182,8 @@ impl OtlpContext {
     }
 
     fn child(&self, start: &SpanStart<'_>) -> OpenSpan {
-        if let Err(context) = self.child_decision() {
-            return OpenSpan::new(context, None);
+        if let Err(open) = self.child_decision() {
+            return open;
         }
         // The span running now (a plimsoll span, or the service's own
         // through the tracing layer), else the request's context (a task
@@ -172,7 +192,7 @@ impl OtlpContext {
             opentelemetry::Context::current()
         } else {
             match plimsoll_core::scope::with_current(|s| s.and_then(|s| s.span())) {
-                Some(parent) => remote_context(parent),
+                Some(parent) => with_parent(opentelemetry::Context::new(), parent),
                 None => return OpenSpan::default(),
             }
         };
@@ -232,6 +252,38 @@ fn otel_value(value: AttrValue<'_>) -> Option<opentelemetry::Value> {
     }
 }
 
+/// `received` (baggage, `tracestate`) with `parent` as its remote span.
+fn with_parent(received: opentelemetry::Context, parent: SpanContext) -> opentelemetry::Context {
+    let trace_state = received.span().span_context().trace_state().clone();
+    let flags = if parent.sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    received.with_remote_span_context(OtelSpanContext::new(
+        TraceId::from(parent.trace_id),
+        SpanId::from(parent.span_id),
+        flags,
+        true,
+        trace_state,
+    ))
+}
+
+/// A request that is not sampled: its context, current while it runs.
+#[derive(Debug)]
+struct Unsampled(opentelemetry::Context);
+
+impl RecordedSpan for Unsampled {
+    fn in_span(&self, f: &mut dyn FnMut()) {
+        let _current = self.0.clone().attach();
+        f()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 /// A recorded span: the OpenTelemetry context holding it. Current while
 /// its work is polled; ended when dropped.
 #[derive(Debug)]
@@ -256,22 +308,6 @@ impl std::ops::Drop for Recorded {
 
 fn recorded(span: &OpenSpan) -> Option<&Recorded> {
     span.recorded()?.as_any().downcast_ref::<Recorded>()
-}
-
-/// An OpenTelemetry context whose span is `parent`, as if received.
-fn remote_context(parent: SpanContext) -> opentelemetry::Context {
-    let flags = if parent.sampled {
-        TraceFlags::SAMPLED
-    } else {
-        TraceFlags::default()
-    };
-    opentelemetry::Context::new().with_remote_span_context(OtelSpanContext::new(
-        TraceId::from(parent.trace_id),
-        SpanId::from(parent.span_id),
-        flags,
-        true,
-        TraceState::default(),
-    ))
 }
 
 struct Carrier<'a>(&'a dyn Headers);
@@ -347,22 +383,20 @@ impl TraceContext for OtlpContext {
         })
     }
 
-    fn sample(
-        &self,
-        kind: SpanKind,
-        headers: Option<&dyn Headers>,
-    ) -> Result<(), Option<SpanContext>> {
+    fn sample(&self, kind: SpanKind, headers: Option<&dyn Headers>) -> Result<(), OpenSpan> {
         if kind != SpanKind::Server {
             return self.child_decision();
         }
-        match self.decide(headers) {
+        // A decision handed off and never taken is dropped here.
+        ids::take_next_root();
+        match self.decide(headers, false) {
             Ok((remote, trace_id)) => {
                 if remote.is_none() {
                     ids::set_next_root(trace_id);
                 }
                 Ok(())
             }
-            Err(context) => Err(Some(context)),
+            Err(context) => Err(self.unsampled(context, headers)),
         }
     }
 
@@ -389,17 +423,33 @@ impl TraceContext for OtlpContext {
     }
 
     fn inject(&self, span: &OpenSpan, headers: &mut dyn HeadersMut) {
-        match recorded(span) {
-            Some(recorded) => {
-                self.inner
-                    .propagator
-                    .inject_context(&recorded.0, &mut Outgoing(headers));
-            }
-            None => {
-                if let Some(context) = span.context() {
-                    headers.set("traceparent", &context.traceparent());
-                }
-            }
+        let handle = span.recorded().map(|r| r.as_any());
+        let cx = handle
+            .and_then(|h| h.downcast_ref::<Recorded>().map(|r| &r.0))
+            .or_else(|| handle.and_then(|h| h.downcast_ref::<Unsampled>().map(|u| &u.0)));
+        if let Some(cx) = cx {
+            self.inner
+                .propagator
+                .inject_context(cx, &mut Outgoing(headers));
+            return;
+        }
+        let Some(context) = span.context() else {
+            return;
+        };
+        // A call in a request that is not sampled: the request's context
+        // is current (with its tracestate and baggage) when it is this one.
+        let current = opentelemetry::Context::map_current(|cx| {
+            let sc = cx.span().span_context().clone();
+            (u128::from_be_bytes(sc.trace_id().to_bytes()) == context.trace_id
+                && u64::from_be_bytes(sc.span_id().to_bytes()) == context.span_id)
+                .then(|| cx.clone())
+        });
+        match current {
+            Some(cx) => self
+                .inner
+                .propagator
+                .inject_context(&cx, &mut Outgoing(headers)),
+            None => headers.set("traceparent", &context.traceparent()),
         }
     }
 }

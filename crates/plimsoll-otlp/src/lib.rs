@@ -126,8 +126,9 @@ impl Tracing {
         }
     }
 
-    /// A builder that reads no environment variable (settings in code
-    /// only).
+    /// A builder that reads none of the variables above (settings in
+    /// code only). opentelemetry-otlp itself still reads
+    /// `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` and `…_COMPRESSION`.
     pub fn builder() -> TracingBuilder {
         TracingBuilder {
             code: config::Code::default(),

@@ -200,17 +200,17 @@ impl Telemetry {
     }
 
     /// Whether a span of `kind` starting now would be recorded (see
-    /// [`TraceContext::sample`]): ask before describing one. `Err(None)`
-    /// unless [`opens_spans`](Self::opens_spans).
+    /// [`TraceContext::sample`]): ask before describing one. `Err` with
+    /// nothing unless [`opens_spans`](Self::opens_spans).
     #[inline]
     pub fn sample_span(
         &self,
         kind: SpanKind,
         headers: Option<&dyn Headers>,
-    ) -> Result<(), Option<SpanContext>> {
+    ) -> Result<(), OpenSpan> {
         match &self.inner.trace {
             Some(hook) if self.inner.spans => hook.sample(kind, headers),
-            _ => Err(None),
+            _ => Err(OpenSpan::default()),
         }
     }
 

@@ -30,13 +30,11 @@ where
         let (span, open) = if shared.telemetry.opens_spans() {
             let headers = crate::tenant::HeaderCarrier(req.headers());
             let kind = plimsoll_core::trace::SpanKind::Server;
-            match shared.telemetry.sample_span(kind, Some(&headers)) {
-                Ok(()) => {
-                    let open = server_span(&shared.telemetry, &req, &tenant);
-                    (open.context(), open)
-                }
-                Err(context) => (context, plimsoll_core::trace::OpenSpan::default()),
-            }
+            let open = match shared.telemetry.sample_span(kind, Some(&headers)) {
+                Ok(()) => server_span(&shared.telemetry, &req, &tenant),
+                Err(open) => open,
+            };
+            (open.context(), open)
         } else {
             let span = crate::tenant::request_span(&shared.telemetry, req.headers(), true);
             (span, plimsoll_core::trace::OpenSpan::default())
@@ -85,5 +83,5 @@ fn server_span<B>(
         ("rpc.method", method.into()),
         ("tenant.id", tenant.as_str().into()),
     ];
-    crate::tenant::server_span(telemetry, req.headers(), path, &attributes)
+    crate::tenant::server_span(telemetry, Some(req.headers()), path, &attributes)
 }

@@ -127,6 +127,24 @@ impl Guard {
         self.record(500, Some(ErrorType::ServerError));
     }
 
+    /// Logs a slow request, in its scope and span (so a log line carries
+    /// its trace and tenant).
+    #[inline(never)]
+    fn warn_slow(&mut self, status: u16, elapsed: f64) {
+        let route = self.request.route.as_str().to_owned();
+        let tenant = self.tenant().as_str().to_owned();
+        self.in_scope(|| {
+            tracing::warn!(
+                target: "plimsoll::http",
+                route,
+                tenant,
+                status,
+                duration_ms = elapsed * 1e3,
+                "slow request"
+            )
+        });
+    }
+
     /// Ends the server span: the status code, and an error status for
     /// server errors and cancelled requests (a 4xx is the client's).
     #[inline(never)]
@@ -162,19 +180,12 @@ impl Guard {
         if self.request.trace.is_recorded() {
             self.end_span(status, error);
         }
-        let r = &self.request;
         if let Some(threshold) = self.shared.slow
             && elapsed >= threshold.as_secs_f64()
         {
-            tracing::warn!(
-                target: "plimsoll::http",
-                route = r.route.as_str(),
-                tenant = self.tenant().as_str(),
-                status,
-                duration_ms = elapsed * 1e3,
-                "slow request"
-            );
+            self.warn_slow(status, elapsed);
         }
+        let r = &self.request;
         if let Some(scope) = &r.scope
             && scope.owns_count()
         {

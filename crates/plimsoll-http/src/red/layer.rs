@@ -459,14 +459,16 @@ impl Shared {
         let tenant = self.tenants.resolve(req.headers(), req.extensions());
         let (span, trace) = if self.telemetry.opens_spans() {
             let headers = crate::tenant::HeaderCarrier(req.headers());
-            match self.telemetry.sample_span(SpanKind::Server, Some(&headers)) {
-                Ok(()) => {
-                    let open = self.server_span(req, method, &route, &tenant);
-                    (open.context(), open)
-                }
+            // Without `traceparent` reading, a request starts a new trace.
+            let incoming = self
+                .traceparent
+                .then_some(&headers as &dyn plimsoll_core::trace::Headers);
+            let open = match self.telemetry.sample_span(SpanKind::Server, incoming) {
+                Ok(()) => self.server_span(req, method, &route, &tenant),
                 // Not traced: no span, the context still travels on.
-                Err(context) => (context, OpenSpan::default()),
-            }
+                Err(open) => open,
+            };
+            (open.context(), open)
         } else {
             let span =
                 crate::tenant::request_span(&self.telemetry, req.headers(), self.traceparent);
@@ -551,7 +553,8 @@ impl Shared {
         {
             attributes.push(("user_agent.original", agent.into()));
         }
-        crate::tenant::server_span(&self.telemetry, req.headers(), &name, &attributes)
+        let headers = self.traceparent.then(|| req.headers());
+        crate::tenant::server_span(&self.telemetry, headers, &name, &attributes)
     }
 
     /// Whether the request's route template or path is in the ignore list.
