@@ -312,6 +312,14 @@ fn a_request_not_sampled_opens_no_span_and_forwards_its_flag() {
             ("baggage", "team=unsampled"),
         ];
         let (_, forwarded) = get_with_headers(addr, "/orders/1", &headers).await;
+        // Without baggage (nothing made current for it on the request path).
+        let bare = format!("00-{UNSAMPLED}-c7ad6b7169203331-00");
+        let (_, forwarded_bare) = get_with(addr, "/orders/4", Some(&bare)).await;
+        assert!(
+            forwarded_bare.starts_with(&format!("00-{UNSAMPLED}-"))
+                && forwarded_bare.ends_with("-00"),
+            "{forwarded_bare}"
+        );
         // An ignored path opens no span, even in a sampled trace.
         const IGNORED: &str = "3af7651916cd43dd8448eb211c80319c";
         let (status, _) = get_with(

@@ -141,7 +141,17 @@ pub(crate) struct HeaderCarrier<'a>(pub(crate) &'a HeaderMap);
 
 impl plimsoll_core::trace::Headers for HeaderCarrier<'_> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name)?.to_str().ok()
+        // As `header`: a few headers are compared faster than a name is
+        // parsed and hashed for the map's lookup.
+        let value = if self.0.len() <= 8 {
+            self.0
+                .iter()
+                .find(|(k, _)| k.as_str() == name)
+                .map(|(_, v)| v)
+        } else {
+            self.0.get(name)
+        };
+        value?.to_str().ok()
     }
 }
 

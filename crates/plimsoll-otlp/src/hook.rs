@@ -145,19 +145,23 @@ impl OtlpContext {
         }
     }
 
-    /// What stands for a request that is not sampled: its context, made
-    /// current while it runs, so the service's own spans inside it join
-    /// the trace unsampled (and are not exported) instead of starting
-    /// traces of their own; its `tracestate` and baggage travel on.
+    /// What stands for a request that is not sampled: its context. The
+    /// service's own spans inside it take it as their parent (see
+    /// `layer::UnsampledParent`), so they are not exported as traces of
+    /// their own. When the request carries a `tracestate` or baggage,
+    /// its received context is made current while it runs, so they travel
+    /// on to the services it calls.
     fn unsampled(&self, context: SpanContext, headers: Option<&dyn Headers>) -> OpenSpan {
         let carries_more =
             headers.is_some_and(|h| h.get("tracestate").is_some() || h.get("baggage").is_some());
-        let received = match headers {
-            Some(headers) if carries_more => self.inner.propagator.extract(&Carrier(headers)),
-            _ => opentelemetry::Context::new(),
-        };
-        let cx = with_parent(received, context);
-        OpenSpan::new(Some(context), Some(Box::new(Unsampled(cx))))
+        match headers {
+            Some(headers) if carries_more => {
+                let received = self.inner.propagator.extract(&Carrier(headers));
+                let cx = with_parent(received, context);
+                OpenSpan::new(Some(context), Some(Box::new(Unsampled(cx))))
+            }
+            _ => OpenSpan::new(Some(context), None),
+        }
     }
 
     fn server(&self, start: &SpanStart<'_>) -> OpenSpan {
@@ -253,7 +257,10 @@ fn otel_value(value: AttrValue<'_>) -> Option<opentelemetry::Value> {
 }
 
 /// `received` (baggage, `tracestate`) with `parent` as its remote span.
-fn with_parent(received: opentelemetry::Context, parent: SpanContext) -> opentelemetry::Context {
+pub(crate) fn with_parent(
+    received: opentelemetry::Context,
+    parent: SpanContext,
+) -> opentelemetry::Context {
     let trace_state = received.span().span_context().trace_state().clone();
     let flags = if parent.sampled {
         TraceFlags::SAMPLED

@@ -27,6 +27,65 @@ pub(crate) fn on_export_thread() -> bool {
     EXPORT_THREAD.with(Cell::get)
 }
 
+thread_local! {
+    /// The context `UnsampledParent` made current for a span being
+    /// created, until `ReleaseParent` sees the span created.
+    static LENT: std::cell::RefCell<Vec<opentelemetry::ContextGuard>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs before the OpenTelemetry layer when a `tracing` span is created:
+/// a span of the service's own opened in a request that is not sampled
+/// (where no OpenTelemetry context is current, to spare the request path)
+/// gets the request's context as its parent, so it is not sampled either
+/// instead of starting a trace of its own.
+#[derive(Debug, Default)]
+pub(crate) struct UnsampledParent;
+
+impl<S> tracing_subscriber::Layer<S> for UnsampledParent
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        // Only spans whose parent the OpenTelemetry layer takes from the
+        // current context: contextual, with no `tracing` span current.
+        if !attrs.is_contextual() || ctx.lookup_current().is_some() {
+            return;
+        }
+        if opentelemetry::Context::map_current(|cx| cx.span().span_context().is_valid()) {
+            return;
+        }
+        let Some(parent) =
+            plimsoll_core::scope::with_current(|s| s.and_then(|s| s.span())).filter(|p| !p.sampled)
+        else {
+            return;
+        };
+        let guard = crate::hook::with_parent(opentelemetry::Context::new(), parent).attach();
+        LENT.with(|lent| lent.borrow_mut().push(guard));
+    }
+}
+
+/// Runs after the OpenTelemetry layer: gives back what `UnsampledParent`
+/// lent.
+#[derive(Debug, Default)]
+pub(crate) struct ReleaseParent;
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for ReleaseParent {
+    fn on_new_span(
+        &self,
+        _attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        LENT.with(|lent| lent.borrow_mut().pop());
+    }
+}
+
 /// The trace and span ids of the code running now: the innermost entered
 /// span's OpenTelemetry context, else the request scope's.
 pub(crate) fn current_ids() -> Option<(u128, u64)> {

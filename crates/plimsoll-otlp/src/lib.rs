@@ -388,7 +388,14 @@ impl TracingBuilder {
                     .boxed(),
             }
         });
-        let subscriber = tracing_subscriber::registry().with(traces).with(logs);
+        // The OpenTelemetry layer between the two that lend it the parent
+        // of a span opened in a request that is not sampled.
+        let exporting = traces.is_some();
+        let subscriber = tracing_subscriber::registry()
+            .with(exporting.then_some(layer::UnsampledParent))
+            .with(traces)
+            .with(exporting.then_some(layer::ReleaseParent))
+            .with(logs);
         Ok((
             TracingGuard {
                 provider,
