@@ -10,7 +10,9 @@
 //!   (`rotel-agent` on loopback), over gRPC.
 //!
 //! Each request is a `GET /api/v1/orders/{id}` carrying a tenant header,
-//! whose body is read to the end.
+//! whose body is read to the end. Before criterion runs, an interleaved
+//! report prints each variant's median cost added to `red`, round by round
+//! (`-- nomatch` for the report only).
 //!
 //! Run: `cargo bench --bench otlp --features http,otlp` (with
 //! `rotel-agent` on `PATH` for `sampled`: `scripts/install-services.sh`).
@@ -77,6 +79,76 @@ fn telemetry(guard: Option<&TracingGuard>) -> Telemetry {
     builder.build().unwrap()
 }
 
+/// The four variants: name, router, pipeline (kept alive) and its
+/// subscriber.
+type Variant = (&'static str, Router, Option<TracingGuard>, Option<tracing::Dispatch>);
+
+fn variants(collector: &support::Collector) -> Vec<Variant> {
+    let mut out: Vec<Variant> = vec![("red", app(&telemetry(None)), None, None)];
+    let (off, dispatch) = Tracing::builder().logs(true).build().unwrap();
+    let routed = app(&telemetry(Some(&off)));
+    out.push(("export_off", routed, Some(off), Some(dispatch)));
+    for (name, sampler) in [
+        ("not_sampled", Sampler::ParentBased(Root::AlwaysOff)),
+        ("sampled", Sampler::AlwaysOn),
+    ] {
+        let (guard, dispatch) = Tracing::builder()
+            .endpoint(collector.grpc_endpoint())
+            .sampler(sampler)
+            .logs(false)
+            .build()
+            .unwrap();
+        let routed = app(&telemetry(Some(&guard)));
+        out.push((name, routed, Some(guard), Some(dispatch)));
+    }
+    out
+}
+
+/// Figures robust to a noisy machine: the variants run interleaved in
+/// short rounds, each round compared with the `red` round beside it, and
+/// the median of those differences reported. After each `sampled` round
+/// the queue is flushed (untimed), so its export does not run during the
+/// other variants' rounds.
+fn interleaved_report(collector: &support::Collector) {
+    const ROUNDS: usize = 41;
+    const PER_ROUND: u64 = 2_000;
+    let rt = harness::runtime();
+    let variants = variants(collector);
+    let round = |(_, app, guard, dispatch): &Variant| {
+        let elapsed = match dispatch {
+            Some(d) => tracing::dispatcher::with_default(d, || run(&rt, app, PER_ROUND)),
+            None => run(&rt, app, PER_ROUND),
+        };
+        if let Some(guard) = guard {
+            guard.flush();
+        }
+        elapsed.as_nanos() as f64 / PER_ROUND as f64
+    };
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for v in &variants {
+        round(v); // warm up
+    }
+    for _ in 0..ROUNDS {
+        for (i, v) in variants.iter().enumerate() {
+            samples[i].push(round(v));
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let red = median(samples[0].clone());
+    println!("interleaved medians ({ROUNDS} rounds of {PER_ROUND} requests):");
+    for ((name, ..), s) in variants.iter().zip(&samples) {
+        let added = median(s.iter().zip(&samples[0]).map(|(v, r)| v - r).collect());
+        println!(
+            "  {name:<12} {:>7.0} ns   {added:+6.0} ns per request vs red ({:+5.1}%)",
+            median(s.clone()),
+            added / red * 100.0
+        );
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let rt = harness::runtime();
     let mut group = c.benchmark_group("otlp");
@@ -97,6 +169,7 @@ fn bench(c: &mut Criterion) {
         eprintln!("rotel-agent is missing: not_sampled and sampled are not measured");
         return;
     };
+    interleaved_report(&collector);
     for (name, sampler) in [
         ("not_sampled", Sampler::ParentBased(Root::AlwaysOff)),
         ("sampled", Sampler::AlwaysOn),
@@ -129,7 +202,9 @@ fn bench(c: &mut Criterion) {
                 )
             })
             .sum();
-        eprintln!("{name}: {exported} spans exported, {dropped} dropped");
+        if exported + dropped > 0.0 {
+            eprintln!("{name}: {exported} spans exported, {dropped} dropped");
+        }
     }
     group.finish();
 }
