@@ -81,7 +81,12 @@ fn telemetry(guard: Option<&TracingGuard>) -> Telemetry {
 
 /// The four variants: name, router, pipeline (kept alive) and its
 /// subscriber.
-type Variant = (&'static str, Router, Option<TracingGuard>, Option<tracing::Dispatch>);
+type Variant = (
+    &'static str,
+    Router,
+    Option<TracingGuard>,
+    Option<tracing::Dispatch>,
+);
 
 fn variants(collector: &support::Collector) -> Vec<Variant> {
     let mut out: Vec<Variant> = vec![("red", app(&telemetry(None)), None, None)];
