@@ -37,6 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use plimsoll::cache::{CacheMetrics, MokaCache};
+use plimsoll::health::{Component, Health, checks};
 use plimsoll::http::{ExternalCalls, MetricsService, RedMetricsLayer, metrics_router};
 use plimsoll::redis::{InstrumentedConnection, RedisMetrics};
 use plimsoll::resilience::{CircuitBreaker, Quota, ResilienceMetrics, SlidingWindow};
@@ -111,12 +112,18 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         Some(tenant) => {
             req.extensions_mut().insert(tenant);
         }
-        None if req.uri().path().starts_with("/api/") => {
+        None if req.uri().path().starts_with("/api/") && !is_probe(req.uri().path()) => {
             return (StatusCode::UNAUTHORIZED, "x-tenant-id header required\n").into_response();
         }
         None => {}
     }
     next.run(req).await
+}
+
+/// The health endpoints, which load balancers call without a tenant.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/api/v1/health" | "/api/v1/ready" | "/api/v1/status")
+        || path.starts_with("/api/v1/health/")
 }
 
 fn order_json(o: &Order) -> String {
@@ -341,15 +348,29 @@ fn trial_quota() -> Quota {
 }
 
 /// Builds the app on an order store (with Redis for idempotency keys when
-/// given a connection); the tests build the same one.
+/// given a connection), and its health (the database, Redis when
+/// configured, the payments breaker); the tests build the same one.
 pub(crate) async fn app_with(
     telemetry: &Telemetry,
     db: MeteredPool<sqlx::Any>,
     redis: Option<redis::aio::MultiplexedConnection>,
-) -> Result<Router, sqlx::Error> {
+) -> Result<(Router, Health), sqlx::Error> {
     let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM orders")
         .fetch_one(&db)
         .await?;
+    // Health: probes read the last results of checks run every 5 s.
+    let mut health = Health::builder(telemetry)
+        .service("orders-api")
+        .version(env!("CARGO_PKG_VERSION"))
+        .interval(Duration::from_secs(5))
+        .drain_period(Duration::from_secs(5))
+        .component(Component::new(
+            "database",
+            checks::sqlx_pool(db.pool().clone()),
+        ));
+    if let Some(conn) = &redis {
+        health = health.component(Component::new("redis", checks::redis(conn.clone())));
+    }
     let redis = redis.map(|conn| {
         RedisMetrics::new(telemetry)
             .expect("redis metrics register")
@@ -365,6 +386,14 @@ pub(crate) async fn app_with(
         .open_backoff(2.0, Duration::from_secs(120))
         .build()
         .expect("breaker settings are valid");
+    // An open payments breaker degrades the service without making it
+    // unready: orders are still listed and read.
+    let health = health
+        .component(
+            Component::new("payments", checks::breaker(payments_breaker.clone())).critical(false),
+        )
+        .build()
+        .expect("health settings are valid");
     let limiter = resilience
         .limiter("api", api_quota())
         .build()
@@ -389,7 +418,14 @@ pub(crate) async fn app_with(
         )),
     };
     let red = RedMetricsLayer::builder(telemetry)
-        .with_ignored_paths(["/metrics", "/health"])
+        .with_ignored_paths([
+            "/metrics",
+            "/health",
+            "/api/v1/health",
+            "/api/v1/ready",
+            "/api/v1/status",
+            "/api/v1/health/{component}",
+        ])
         .with_slow_request_threshold(Duration::from_millis(500))
         .build()
         .expect("RED layer builds");
@@ -401,6 +437,7 @@ pub(crate) async fn app_with(
         .layer(limiter.layer());
     let mut app = Router::new()
         .merge(api)
+        .nest("/api/v1", health.router())
         .route("/health", get(|| async { "ok\n" }))
         .merge(metrics_router(MetricsService::new(telemetry)));
     // Layers go last so they wrap every route and the 404 fallback. Auth is
@@ -413,9 +450,10 @@ pub(crate) async fn app_with(
     // The orders API's SLOs, live in /metrics (the rules for Prometheus
     // come from the same declarations: see docs/slo.md).
     plimsoll::slo::LiveSlos::register(telemetry, &order_slos()).expect("SLO gauges register");
-    Ok(app
+    let app = app
         .layer(middleware::from_fn_with_state(state.clone(), auth))
-        .with_state(state))
+        .with_state(state);
+    Ok((app, health))
 }
 
 /// Serves the app on a free loopback port in the background: how the tests
@@ -429,7 +467,7 @@ pub(crate) async fn serve_loopback(
     std::net::SocketAddr,
     tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
-    let app = app_with(telemetry, db, redis)
+    let (app, _health) = app_with(telemetry, db, redis)
         .await
         .expect("the app builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -487,13 +525,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let database = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE.to_string());
     let db = open_orders(&telemetry, &database).await?;
-    let app = app_with(&telemetry, db, redis).await?;
+    let (app, health) = app_with(&telemetry, db, redis).await?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let local = listener.local_addr()?;
     println!("orders-api listening on http://{local}");
     println!("  API:     http://{local}/api/v1/orders   (send x-tenant-id: acme)");
     println!("  metrics: http://{local}/metrics");
-    println!("  health:  http://{local}/health");
+    println!("  health:  http://{local}/api/v1/status  (/api/v1/ready, /api/v1/health)");
     println!(
         "  traces:  {}",
         if tracing.is_exporting() {
@@ -510,9 +548,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "DATABASE_URL"
         }
     );
+    // On SIGTERM (or Ctrl-C): /api/v1/ready answers 503 at once, requests
+    // in flight finish during the drain period, then the server stops.
+    let signal = plimsoll::health::shutdown_signal();
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+        .with_graceful_shutdown(async move {
+            signal.await;
+            health.drain().await;
         })
         .await?;
     Ok(())

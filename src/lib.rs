@@ -48,3 +48,8 @@ pub use plimsoll_sqlx as sqlx;
 /// spans, correlated JSON logs (feature `otlp`).
 #[cfg(feature = "otlp")]
 pub use plimsoll_otlp as otlp;
+
+/// Health, readiness and status endpoints with background dependency
+/// checks and graceful shutdown (feature `health`).
+#[cfg(feature = "health")]
+pub use plimsoll_health as health;

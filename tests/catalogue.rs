@@ -43,6 +43,8 @@ fn docs_catalogue_tables_are_the_declarations() {
         check(&doc, "sqlx", plimsoll::sqlx::families::ALL, naming);
         #[cfg(feature = "otlp")]
         check(&doc, "OTLP", plimsoll::otlp::FAMILIES, naming);
+        #[cfg(feature = "health")]
+        check(&doc, "health", plimsoll::health::FAMILIES, naming);
     }
     #[cfg(feature = "http")]
     {

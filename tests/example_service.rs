@@ -51,6 +51,20 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
     assert!(listed.contains(r#""item":"tea""#), "{listed}");
     let refused = request(addr, &get("/api/v1/orders", "")).await;
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    // The probes need no tenant, and the database is checked at once.
+    let ready = request(addr, &get("/api/v1/ready", "")).await;
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let status = request(addr, &get("/api/v1/status", "")).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&status[status.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(doc["service"], "orders-api");
+    assert_eq!(doc["components"]["database"]["status"], "healthy");
+    assert_eq!(doc["components"]["payments"]["critical"], false);
+    assert!(
+        doc["components"].get("redis").is_none(),
+        "no Redis configured"
+    );
     request(addr, &get("/wp-login.php", "x-tenant-id: acme\r\n")).await;
 
     let text = request(addr, &get("/metrics", "")).await;

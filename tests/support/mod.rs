@@ -122,15 +122,52 @@ pub fn scratch_dir(kind: &str) -> std::path::PathBuf {
 
 /// A throwaway `redis-server` on a free loopback port, killed on drop.
 pub struct RedisServer {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
     /// Its port.
     pub port: u16,
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
+    }
+}
+
+impl RedisServer {
+    /// Kills the server (connections to it fail until it starts again).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "redis-server is running");
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("redis-server did not listen on {}", self.port);
     }
 }
 
@@ -140,30 +177,12 @@ pub fn redis_server() -> Option<RedisServer> {
     if !available("redis-server", &["--version"]) {
         return None;
     }
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn redis-server");
-    let server = RedisServer { child, port };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(server);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("redis-server did not listen on {port}");
+    let mut server = RedisServer {
+        child: None,
+        port: free_port(),
+    };
+    server.start();
+    Some(server)
 }
 
 /// A throwaway PostgreSQL cluster on a free loopback port, in a temporary
