@@ -364,12 +364,19 @@ pub(crate) async fn app_with(
         .version(env!("CARGO_PKG_VERSION"))
         .interval(Duration::from_secs(5))
         .drain_period(Duration::from_secs(5))
+        // A busy pool (degraded) must not take every instance out of
+        // rotation at once under a load spike.
+        .degraded_is_ready(true)
         .component(Component::new(
             "database",
             checks::sqlx_pool(db.pool().clone()),
         ));
+    // Redis only serves idempotency keys: its loss degrades, not stops,
+    // the service. (This connection does not reconnect by itself; a
+    // `redis::Client` with `checks::redis_client` would see it come back.)
     if let Some(conn) = &redis {
-        health = health.component(Component::new("redis", checks::redis(conn.clone())));
+        health =
+            health.component(Component::new("redis", checks::redis(conn.clone())).critical(false));
     }
     let redis = redis.map(|conn| {
         RedisMetrics::new(telemetry)

@@ -100,11 +100,10 @@ async fn ready_follows_redis_down_and_back_while_live_stays_up() {
         get(addr, "/api/v1/ready").await.0 == 503
     })
     .await;
-    // One interval, plus the run's own time.
-    assert!(
-        down <= interval * 2 + Duration::from_millis(300),
-        "{down:?}"
-    );
+    // Within an interval, plus the run's own time (its timeout at most),
+    // plus slack for a loaded machine.
+    let bound = interval + Duration::from_millis(300) + Duration::from_secs(1);
+    assert!(down <= bound, "{down:?}");
     let (_, body) = get(addr, "/api/v1/ready").await;
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["failing"], serde_json::json!(["redis"]));
@@ -135,7 +134,8 @@ async fn ready_follows_redis_down_and_back_while_live_stays_up() {
     assert!(runs.unwrap() >= 3.0, "{runs:?}");
 }
 
-#[tokio::test]
+// Paused time: the timers fire in order, however loaded the machine.
+#[tokio::test(start_paused = true)]
 async fn a_hanging_check_times_out_without_delaying_the_others() {
     let t = telemetry();
     let fast_runs = Arc::new(AtomicU64::new(0));
@@ -249,6 +249,52 @@ async fn status_matches_the_documented_schema_and_unknown_components_are_404() {
     );
     assert_eq!(gauge(&t, "search"), Some(0.5));
     assert_eq!(gauge(&t, "queue"), Some(1.0));
+
+    // Without `show_errors`, the error (here a host) is not shown.
+    let t = telemetry();
+    let quiet = Health::builder(&t)
+        .component(Component::new("search", || async {
+            Report::unhealthy("no answer").with_error("node 10.0.0.7 refused")
+        }))
+        .build()
+        .unwrap();
+    quiet.check_now().await;
+    let doc = quiet.status_json();
+    assert_eq!(doc["components"]["search"]["detail"], "no answer");
+    assert!(doc["components"]["search"].get("error").is_none(), "{doc}");
+    assert!(!doc.to_string().contains("10.0.0.7"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_check_reports_unhealthy_and_keeps_being_checked() {
+    let t = telemetry();
+    let runs = Arc::new(AtomicU64::new(0));
+    let counted = runs.clone();
+    let health = Health::builder(&t)
+        .interval(Duration::from_millis(100))
+        .component(Component::new("flaky", move || {
+            let n = counted.fetch_add(1, Ordering::Relaxed);
+            async move {
+                if n.is_multiple_of(2) {
+                    panic!("a bug in the check");
+                }
+                Report::healthy()
+            }
+        }))
+        .build()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let first = health.component("flaky").unwrap();
+    assert_eq!(
+        (first.status, first.detail.as_str()),
+        (Some(Status::Unhealthy), "check panicked")
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        health.component("flaky").unwrap().status,
+        Some(Status::Healthy)
+    );
+    assert!(runs.load(Ordering::Relaxed) >= 2);
 }
 
 #[tokio::test]
@@ -321,9 +367,10 @@ async fn pool_checks_against_sqlite_and_postgres() {
     assert_eq!(check.check().await, Report::healthy());
     drop(pg); // the server goes away
     let gone = check.check().await;
+    // Its idle connection fails the pool's test, and no new one opens.
     assert_eq!(
         (gone.status, &*gone.detail),
-        (Status::Unhealthy, "SELECT 1 failed")
+        (Status::Unhealthy, "no connection")
     );
     assert!(gone.error.is_some());
 }

@@ -160,7 +160,8 @@ impl Component {
     }
 
     /// The longest a run may take; past it the run reports unhealthy
-    /// (`timed out`). Default 2 s.
+    /// (`timed out`). Default 2 s (the sqlx pool check needs more than
+    /// its 1 s connection wait).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

@@ -13,6 +13,12 @@ use crate::check::{Check, CheckFuture, Report};
 #[cfg(feature = "sqlx")]
 pub const SATURATION_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How long the pool check waits for a connection otherwise (opening one
+/// if need be). Keep the component's timeout above it (the default 2 s
+/// is).
+#[cfg(feature = "sqlx")]
+pub const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// `SELECT 1` through a sqlx pool (any database sqlx supports). A pool
 /// whose connections are all in use and none frees up within
 /// [`SATURATION_WAIT`] is degraded (`pool saturated (n/n in use)`).
@@ -46,20 +52,34 @@ where
             }
             let max = pool.options().get_max_connections();
             let size = pool.size();
-            let query = sqlx_core::raw_sql::raw_sql("SELECT 1").execute(pool);
-            let result = if size >= max && pool.num_idle() == 0 {
-                // Every connection is in use: normal for a moment (a pool
-                // of one is often so); saturated when none frees up soon.
-                match tokio::time::timeout(SATURATION_WAIT, query).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        return Report::degraded(format!("pool saturated ({size}/{max} in use)"));
-                    }
-                }
+            // Every connection in use is normal for a moment (a pool of
+            // one often is); saturated when none frees up soon. Otherwise
+            // a connection is opened if need be, within a second (sqlx
+            // itself retries a refused connection until its own acquire
+            // timeout, 30 s by default).
+            let saturated = size >= max && pool.num_idle() == 0;
+            let wait = if saturated {
+                SATURATION_WAIT
             } else {
-                query.await
+                CONNECT_WAIT
             };
-            match result {
+            let mut connection = match tokio::time::timeout(wait, pool.acquire()).await {
+                Ok(Ok(connection)) => connection,
+                Ok(Err(e)) => return Report::unhealthy("no connection").with_error(e),
+                Err(_) if saturated => {
+                    return Report::degraded(format!("pool saturated ({size}/{max} in use)"));
+                }
+                Err(_) => {
+                    return Report::unhealthy(format!(
+                        "no connection within {} ms",
+                        CONNECT_WAIT.as_millis()
+                    ));
+                }
+            };
+            match sqlx_core::raw_sql::raw_sql("SELECT 1")
+                .execute(&mut *connection)
+                .await
+            {
                 Ok(_) => Report::healthy(),
                 Err(e) => Report::unhealthy("SELECT 1 failed").with_error(e),
             }
@@ -116,8 +136,9 @@ fn ping_report(pong: redis::RedisResult<String>) -> Report {
 }
 
 /// A circuit breaker's state: closed is healthy; open or half-open is
-/// degraded (the dependency is being shed or probed). Feature
-/// `resilience`.
+/// degraded (the dependency is being shed or probed). An open breaker
+/// reads open until a call probes it after its open time, so with no
+/// traffic it stays degraded. Feature `resilience`.
 #[cfg(feature = "resilience")]
 pub fn breaker(breaker: plimsoll_resilience::CircuitBreaker) -> impl Check {
     use plimsoll_resilience::BreakerState;
@@ -139,10 +160,16 @@ pub fn breaker(breaker: plimsoll_resilience::CircuitBreaker) -> impl Check {
 pub fn disk_space(path: impl Into<std::path::PathBuf>, min_free_bytes: u64) -> impl Check {
     let path = path.into();
     move || {
-        let found = rustix::fs::statvfs(&path)
-            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
-            .map_err(std::io::Error::from);
+        let path = path.clone();
         async move {
+            // A hung mount blocks `statvfs`: off the runtime's threads.
+            let found = tokio::task::spawn_blocking(move || {
+                rustix::fs::statvfs(&path)
+                    .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+                    .map_err(std::io::Error::from)
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
             match found {
                 Ok(free) if free < min_free_bytes => {
                     Report::unhealthy(format!("{} MiB free", free >> 20))

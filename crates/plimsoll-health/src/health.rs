@@ -2,6 +2,8 @@
 //! draining.
 
 use std::sync::atomic::{AtomicU8, Ordering};
+
+use futures_util::FutureExt as _;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -85,7 +87,7 @@ pub struct HealthBuilder {
 /// The phase of the service, for `/ready`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
-    /// Not every component has been checked yet.
+    /// Not every critical component has been checked yet.
     Starting,
     /// Serving.
     Serving,
@@ -129,12 +131,15 @@ struct Slot {
     component: Component,
     name: Arc<str>,
     state: RwLock<Tracked>,
+    /// One run at a time (the loop's and `check_now`'s).
+    running: tokio::sync::Mutex<()>,
 }
 
 struct Tracked {
     shown: ComponentState,
-    /// A status seen but not reported yet, and how many times in a row.
-    pending: Option<(Status, u32)>,
+    /// Results in a row that differ from the reported status: whether
+    /// they are worse, and how many.
+    pending: Option<(bool, u32)>,
 }
 
 pub(crate) struct Inner {
@@ -317,15 +322,20 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 /// Runs component `i`'s check once, with its timeout, and records it.
 async fn run_once(inner: &Inner, i: usize) {
     let slot = &inner.slots[i];
-    let started = Instant::now();
-    let report =
-        match tokio::time::timeout(slot.component.timeout, slot.component.check.check()).await {
-            Ok(report) => report,
-            Err(_) => Report::unhealthy(format!(
-                "timed out after {} ms",
-                slot.component.timeout.as_millis()
-            )),
-        };
+    let _one_at_a_time = slot.running.lock().await;
+    // Tokio's clock: a paused runtime (a test) sees its own time.
+    let started = tokio::time::Instant::now();
+    // The whole check (its synchronous start too) runs under the timeout,
+    // and a panic in it is a result, not the end of the component's loop.
+    let run = std::panic::AssertUnwindSafe(async { slot.component.check.check().await });
+    let report = match tokio::time::timeout(slot.component.timeout, run.catch_unwind()).await {
+        Ok(Ok(report)) => report,
+        Ok(Err(_)) => Report::unhealthy("check panicked"),
+        Err(_) => Report::unhealthy(format!(
+            "timed out after {} ms",
+            slot.component.timeout.as_millis()
+        )),
+    };
     let latency = started.elapsed();
     inner.durations.observe(
         &Tenant::system(),
@@ -347,10 +357,12 @@ async fn run_once(inner: &Inner, i: usize) {
             "component state changed"
         );
     }
+    // Serving once every critical component has been checked.
     if inner.phase.load(Ordering::Acquire) == STARTING
         && inner
             .slots
             .iter()
+            .filter(|slot| slot.component.critical)
             .all(|slot| read(&slot.state).shown.status.is_some())
     {
         let _ =
@@ -369,8 +381,6 @@ fn record(
     latency: Duration,
 ) -> Option<(Option<Status>, Status)> {
     let shown = &mut tracked.shown;
-    shown.detail = report.detail.into_owned();
-    shown.error = report.error;
     shown.latency = latency;
     shown.last_checked = Some(SystemTime::now());
     shown.runs += 1;
@@ -380,15 +390,18 @@ fn record(
         None => Some(report.status),
         Some(current) if current == report.status => {
             tracked.pending = None;
-            None
+            Some(current)
         }
         Some(current) => {
+            // Results in a row worse than the reported state (degraded or
+            // unhealthy alike), or better: the streak's direction counts.
+            let worse = report.status > current;
             let count = match tracked.pending {
-                Some((status, n)) if status == report.status => n + 1,
+                Some((was_worse, n)) if was_worse == worse => n + 1,
                 _ => 1,
             };
-            tracked.pending = Some((report.status, count));
-            let needed = if report.status > current {
+            tracked.pending = Some((worse, count));
+            let needed = if worse {
                 component.fail_after
             } else {
                 component.recover_after
@@ -396,8 +409,13 @@ fn record(
             (count >= needed).then_some(report.status)
         }
     };
+    // The detail shown is the one of the state shown.
     let after = after?;
-    tracked.pending = None;
+    shown.detail = report.detail.into_owned();
+    shown.error = report.error;
+    if before != Some(after) {
+        tracked.pending = None;
+    }
     shown.status = Some(after);
     (before != Some(after)).then_some((before, after))
 }
@@ -472,11 +490,12 @@ impl HealthBuilder {
         self
     }
 
-    /// Checks the settings, registers the health families and starts
+    /// Checks the settings, registers the health families (one registry
+    /// per telemetry: a second one is a `Register` error) and starts
     /// checking every component in the background, on the current tokio
     /// runtime (each component on its own, so a hanging check delays no
-    /// other). `/ready` answers 503 (`starting`) until every component
-    /// has been checked once.
+    /// other). `/ready` answers 503 (`starting`) until every critical
+    /// component has been checked once.
     pub fn build(self) -> Result<Health, HealthBuildError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| HealthBuildError::NoRuntime)?;
@@ -523,6 +542,7 @@ impl HealthBuilder {
                         },
                         pending: None,
                     }),
+                    running: tokio::sync::Mutex::new(()),
                     name,
                     component,
                 }
@@ -537,7 +557,11 @@ impl HealthBuilder {
             degraded_is_ready: self.degraded_is_ready,
             interval: self.interval,
             drain: self.drain,
-            phase: AtomicU8::new(if slots.is_empty() { SERVING } else { STARTING }),
+            phase: AtomicU8::new(if slots.iter().any(|s| s.component.critical) {
+                STARTING
+            } else {
+                SERVING
+            }),
             slots,
             durations,
             tasks: RwLock::new(Vec::new()),
@@ -617,5 +641,24 @@ mod tests {
             Some((Some(Status::Unhealthy), Status::Healthy))
         );
         assert_eq!(t.shown.runs, 9);
+    }
+
+    #[test]
+    fn results_worse_in_a_row_count_whether_degraded_or_unhealthy() {
+        let c = component();
+        let mut t = tracked();
+        let run = |t: &mut Tracked, r: Report| record(t, &c, r, Duration::ZERO);
+        run(&mut t, Report::healthy());
+        assert_eq!(run(&mut t, Report::degraded("d")), None);
+        assert_eq!(run(&mut t, Report::unhealthy("u")), None);
+        // The third worse result in a row: reported, as it is.
+        assert_eq!(
+            run(&mut t, Report::degraded("d")),
+            Some((Some(Status::Healthy), Status::Degraded))
+        );
+        assert_eq!(t.shown.detail, "d");
+        // A pending change does not show its detail.
+        assert_eq!(run(&mut t, Report::healthy()), None);
+        assert_eq!(t.shown.detail, "d");
     }
 }

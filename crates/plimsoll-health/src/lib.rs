@@ -37,7 +37,9 @@
 //! Each component's check runs in the background, on its own, every
 //! interval (default 10 s), within its timeout (default 2 s; a run past it
 //! reports unhealthy, `timed out after … ms`, and delays no other
-//! component). The endpoints answer from the last results, so a storm of
+//! component; a check that panics reports unhealthy, `check panicked`).
+//! Checks must not block their thread (run blocking work in
+//! `tokio::task::spawn_blocking`, as `disk_space` does). The endpoints answer from the last results, so a storm of
 //! probes never reaches a dependency. A component's reported state changes
 //! after `fail_after` worse results in a row, or `recover_after` better
 //! ones ([`Component::thresholds`], default 1 and 1).
@@ -49,7 +51,8 @@
 //! | `GET /status` | 200, the document below |
 //! | `GET /health/{component}` | the component's entry (with its `name`): 200, or 503 when unhealthy or not checked yet; 404 for an unknown name |
 //!
-//! The phase is `starting` until every component has been checked once,
+//! The phase is `starting` until every critical component has been
+//! checked once,
 //! `serving`, then `draining` once [`Health::drain`] is called (on
 //! SIGTERM): `/ready` answers 503 at once, so the load balancer stops
 //! sending requests while those in flight finish.
@@ -111,8 +114,8 @@
 //!
 //! # Built-in checks ([`checks`])
 //!
-//! `sqlx_pool` (`SELECT 1` through the pool; a pool with no connection
-//! free for 250 ms is degraded;
+//! `sqlx_pool` (`SELECT 1` through the pool within 1 s; a pool with no
+//! connection free for 250 ms is degraded;
 //! feature `sqlx`), `redis` and `redis_client` (`PING`; feature `redis`),
 //! `breaker` (open or half-open is degraded; feature `resilience`),
 //! `disk_space` (feature `disk`), and any async closure.
@@ -139,19 +142,41 @@ pub use health::{
 /// handlers are installed when this is called (inside a tokio runtime),
 /// so a signal sent after the call is seen even before the future is
 /// first polled.
+#[cfg(unix)]
 pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
-    #[cfg(unix)]
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let interrupt = tokio::signal::ctrl_c();
-    async move {
-        #[cfg(unix)]
-        if let Some(mut term) = term {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = interrupt => {}
-            }
-            return;
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            tracing::warn!(
+                target: "plimsoll::health",
+                "cannot listen for {name}: {e}; the service will not drain on it"
+            );
+            None
         }
-        let _ = interrupt.await;
+    };
+    let term = listen(SignalKind::terminate(), "SIGTERM");
+    let interrupt = listen(SignalKind::interrupt(), "SIGINT");
+    async move {
+        let wait = |listener: Option<tokio::signal::unix::Signal>| async move {
+            match listener {
+                Some(mut listener) => {
+                    listener.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = wait(term) => {}
+            _ = wait(interrupt) => {}
+        }
+    }
+}
+
+/// Waits for Ctrl-C.
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
