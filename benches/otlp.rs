@@ -93,20 +93,31 @@ fn variants(collector: &support::Collector) -> Vec<Variant> {
     let (off, dispatch) = Tracing::builder().logs(true).build().unwrap();
     let routed = app(&telemetry(Some(&off)));
     out.push(("export_off", routed, Some(off), Some(dispatch)));
-    for (name, sampler) in [
-        ("not_sampled", Sampler::ParentBased(Root::AlwaysOff)),
-        ("sampled", Sampler::AlwaysOn),
-    ] {
-        let (guard, dispatch) = Tracing::builder()
-            .endpoint(collector.grpc_endpoint())
-            .sampler(sampler)
-            .logs(false)
-            .build()
-            .unwrap();
+    for (name, sampler) in SAMPLERS {
+        let (guard, dispatch) = exporting(collector, sampler);
         let routed = app(&telemetry(Some(&guard)));
         out.push((name, routed, Some(guard), Some(dispatch)));
     }
     out
+}
+
+/// The two exporting variants.
+const SAMPLERS: [(&str, Sampler); 2] = [
+    ("not_sampled", Sampler::ParentBased(Root::AlwaysOff)),
+    ("sampled", Sampler::AlwaysOn),
+];
+
+/// A pipeline exporting to `collector` over gRPC, logs off.
+fn exporting(
+    collector: &support::Collector,
+    sampler: Sampler,
+) -> (TracingGuard, tracing::Dispatch) {
+    Tracing::builder()
+        .endpoint(collector.grpc_endpoint())
+        .sampler(sampler)
+        .logs(false)
+        .build()
+        .unwrap()
 }
 
 /// Figures robust to a noisy machine: the variants run interleaved in
@@ -175,16 +186,8 @@ fn bench(c: &mut Criterion) {
         return;
     };
     interleaved_report(&collector);
-    for (name, sampler) in [
-        ("not_sampled", Sampler::ParentBased(Root::AlwaysOff)),
-        ("sampled", Sampler::AlwaysOn),
-    ] {
-        let (guard, dispatch) = Tracing::builder()
-            .endpoint(collector.grpc_endpoint())
-            .sampler(sampler)
-            .logs(false)
-            .build()
-            .unwrap();
+    for (name, sampler) in SAMPLERS {
+        let (guard, dispatch) = exporting(&collector, sampler);
         let t = telemetry(Some(&guard));
         let routed = app(&t);
         tracing::dispatcher::with_default(&dispatch, || {

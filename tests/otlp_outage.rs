@@ -13,7 +13,7 @@ use axum::Router;
 use axum::routing::get;
 use http_body_util::BodyExt;
 use plimsoll::http::RedMetricsLayer;
-use plimsoll::otlp::{Protocol, Tracing};
+use plimsoll::otlp::{Protocol, Tracing, TracingGuard};
 use plimsoll::{Format, Telemetry};
 
 const OUTAGE: Duration = Duration::from_secs(60);
@@ -46,6 +46,26 @@ fn dropped(t: &Telemetry) -> f64 {
         .sum()
 }
 
+/// A telemetry on the pipeline's hook, and a traced app on it.
+fn traced_app(guard: &TracingGuard) -> (Telemetry, Router) {
+    let t = Telemetry::builder()
+        .with_process_metrics(false)
+        .with_trace_context(guard.trace_context())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/work/{n}", get(|| async { "done" }))
+        .layer(RedMetricsLayer::builder(&t).build().unwrap());
+    (t, app)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn a_collector_outage_fails_no_request_and_is_counted() {
     let Some(mut collector) = support::otlp_collector() else {
@@ -62,18 +82,8 @@ fn a_collector_outage_fails_no_request_and_is_counted() {
         .build()
         .unwrap();
     let _default = tracing::dispatcher::set_default(&dispatch);
-    let t = Telemetry::builder()
-        .with_process_metrics(false)
-        .with_trace_context(guard.trace_context())
-        .build()
-        .unwrap();
-    let app = Router::new()
-        .route("/work/{n}", get(|| async { "done" }))
-        .layer(RedMetricsLayer::builder(&t).build().unwrap());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (t, app) = traced_app(&guard);
+    let rt = runtime();
     let addr = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -176,23 +186,13 @@ fn a_collector_that_never_answers_times_out_and_is_counted() {
         .build()
         .unwrap();
     let _default = tracing::dispatcher::set_default(&dispatch);
-    let t = Telemetry::builder()
-        .with_process_metrics(false)
-        .with_trace_context(guard.trace_context())
-        .build()
-        .unwrap();
-    let app = Router::new()
-        .route("/work", get(|| async { "done" }))
-        .layer(RedMetricsLayer::builder(&t).build().unwrap());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (t, app) = traced_app(&guard);
+    let rt = runtime();
     let started = Instant::now();
     rt.block_on(async {
         use tower::ServiceExt;
         for _ in 0..50 {
-            let request = http::Request::get("/work")
+            let request = http::Request::get("/work/0")
                 .body(axum::body::Body::empty())
                 .unwrap();
             let response = app.clone().oneshot(request).await.unwrap();

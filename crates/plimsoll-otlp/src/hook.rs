@@ -158,7 +158,7 @@ impl OtlpContext {
             Some(headers) if carries_more => {
                 let received = self.inner.propagator.extract(&Carrier(headers));
                 let cx = with_parent(received, context);
-                OpenSpan::new(Some(context), Some(Box::new(Unsampled(cx))))
+                OpenSpan::new(Some(context), Some(Box::new(Recorded(cx))))
             }
             _ => OpenSpan::new(Some(context), None),
         }
@@ -276,23 +276,9 @@ pub(crate) fn with_parent(
     ))
 }
 
-/// A request that is not sampled: its context, current while it runs.
-#[derive(Debug)]
-struct Unsampled(opentelemetry::Context);
-
-impl RecordedSpan for Unsampled {
-    fn in_span(&self, f: &mut dyn FnMut()) {
-        let _current = self.0.clone().attach();
-        f()
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
-
-/// A recorded span: the OpenTelemetry context holding it. Current while
-/// its work is polled; ended when dropped.
+/// A span: the OpenTelemetry context holding it, current while its work is
+/// polled, ended when dropped. A request that is not sampled is one too,
+/// whose span (its caller's, received) records nothing.
 #[derive(Debug)]
 struct Recorded(opentelemetry::Context);
 
@@ -430,14 +416,10 @@ impl TraceContext for OtlpContext {
     }
 
     fn inject(&self, span: &OpenSpan, headers: &mut dyn HeadersMut) {
-        let handle = span.recorded().map(|r| r.as_any());
-        let cx = handle
-            .and_then(|h| h.downcast_ref::<Recorded>().map(|r| &r.0))
-            .or_else(|| handle.and_then(|h| h.downcast_ref::<Unsampled>().map(|u| &u.0)));
-        if let Some(cx) = cx {
+        if let Some(recorded) = recorded(span) {
             self.inner
                 .propagator
-                .inject_context(cx, &mut Outgoing(headers));
+                .inject_context(&recorded.0, &mut Outgoing(headers));
             return;
         }
         let Some(context) = span.context() else {
