@@ -10,6 +10,20 @@
 //! OpenTelemetry crate of plimsoll, or your own) plugs in its current span
 //! instead, and no integration changes.
 //!
+//! A hook may also open spans ([`TraceContext::opens_spans`]): then every
+//! integration asks it, through [`Telemetry::sample_span`] and
+//! [`Telemetry::start_span`], for a span around its work (a server span
+//! per request, client spans for queries, commands and calls), ends it
+//! with [`Telemetry::end_span`] and writes its context into outgoing
+//! requests with [`Telemetry::inject`]; the [`Operation`] guard does all
+//! of it for operations. `plimsoll-otlp` is such a hook.
+//!
+//! [`Telemetry::sample_span`]: crate::Telemetry::sample_span
+//! [`Telemetry::start_span`]: crate::Telemetry::start_span
+//! [`Telemetry::end_span`]: crate::Telemetry::end_span
+//! [`Telemetry::inject`]: crate::Telemetry::inject
+//! [`Operation`]: crate::operation::Operation
+//!
 //! # Example
 //!
 //! ```

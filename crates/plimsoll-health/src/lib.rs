@@ -47,7 +47,7 @@
 //! | endpoint | answers |
 //! |---|---|
 //! | `GET /health` | liveness: 200 `ok` while the process answers; calls nothing |
-//! | `GET /ready` | 200 `{"status":"ready"}` when serving and every critical component is healthy; else 503 `{"status":"not_ready","phase":…,"failing":[…]}` |
+//! | `GET /ready` | 200 `{"status":"ready"}` when serving and every critical component is healthy (or degraded, with [`HealthBuilder::degraded_is_ready`]); else 503 `{"status":"not_ready","phase":…,"failing":[…]}` |
 //! | `GET /status` | 200, the document below |
 //! | `GET /health/{component}` | the component's entry (with its `name`): 200, or 503 when unhealthy or not checked yet; 404 for an unknown name |
 //!
