@@ -47,14 +47,23 @@ async fn every_dashboard_query_runs_in_prometheus_and_red_and_slo_panels_have_da
         send(addr, format!("GET /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: {tenant}\r\n\r\n")).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    // Wait until the recording rules have data.
+    // Wait until the recording rules of every SLO have data, over the
+    // shortest and the longest window (the rule groups are evaluated
+    // apart).
     let mut ready = false;
-    for _ in 0..100 {
-        let answer = prometheus
-            .query(r#"slo:sli_error:ratio_rate5m{slo="orders-availability"}"#)
-            .unwrap_or_default();
-        if answer.contains("\"value\"") {
-            ready = true;
+    for _ in 0..150 {
+        ready = ["orders-availability", "orders-latency"]
+            .iter()
+            .flat_map(|slo| ["5m", "30d"].map(move |w| (slo, w)))
+            .all(|(slo, window)| {
+                prometheus
+                    .query(&format!(
+                        r#"slo:sli_error:ratio_rate{window}{{slo="{slo}"}}"#
+                    ))
+                    .unwrap_or_default()
+                    .contains("\"value\"")
+            });
+        if ready {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
