@@ -66,8 +66,14 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// The two tests measure this process's memory and bind loopback ports
+/// (a killed collector's port could be handed to the other's listener):
+/// one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_collector_outage_fails_no_request_and_is_counted() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut collector) = support::otlp_collector() else {
         return;
     };
@@ -167,6 +173,7 @@ fn a_collector_outage_fails_no_request_and_is_counted() {
 
 #[test]
 fn a_collector_that_never_answers_times_out_and_is_counted() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Accepts connections and never answers: a collector hung or behind a
     // black-holing network.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -212,5 +219,36 @@ fn a_collector_that_never_answers_times_out_and_is_counted() {
         50.0
     );
     assert_eq!(spans(&t, "plimsoll_spans_exported_total", None), 0.0);
+
+    // Under load for 10 s: every export times out, and memory stays
+    // within the queue's worth (abandoned exports are not kept).
+    let memory_before = rss();
+    let started = Instant::now();
+    let served = rt.block_on(async {
+        use tower::ServiceExt;
+        let mut served = 0u64;
+        while started.elapsed() < Duration::from_secs(10) {
+            let request = http::Request::get("/work/1")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.into_body().collect().await.unwrap();
+            served += 1;
+        }
+        served
+    });
+    guard.flush();
+    let growth = rss().saturating_sub(memory_before);
+    eprintln!(
+        "hung collector: {served} requests in 10 s, RSS grew {} KiB",
+        growth / 1024
+    );
+    assert!(spans(&t, "plimsoll_spans_dropped_total", Some("timeout")) > 50.0);
+    let bound = (QUEUE as u64) * 4096;
+    assert!(
+        growth <= bound,
+        "RSS grew {growth} bytes with a hung collector, more than the queue's worth ({bound})"
+    );
     drop(held);
 }

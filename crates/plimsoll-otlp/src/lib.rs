@@ -445,6 +445,10 @@ fn exporter(
     endpoint: &str,
 ) -> Result<opentelemetry_otlp::SpanExporter, String> {
     use opentelemetry_otlp::WithExportConfig as _;
+    // The export thread times each export out itself, and counts it as a
+    // timeout; the exporter's own deadline comes later, so that the two do
+    // not race to call the same export a timeout or a failure.
+    let own_timeout = settings.timeout + settings.timeout / 2;
     match settings.protocol {
         #[cfg(feature = "grpc")]
         Protocol::Grpc => {
@@ -457,10 +461,19 @@ fn exporter(
                 let value = v.parse().map_err(|e| format!("header {k:?}: {e}"))?;
                 metadata.insert(key, value);
             }
+            // A channel of our own whose request buffer holds one export:
+            // tonic's default (1,024 requests) would keep every export
+            // abandoned at its timeout while the collector hangs, each a
+            // whole batch, past the queue's bound.
+            let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+                .map_err(|e| format!("endpoint {endpoint:?}: {e}"))?
+                .connect_timeout(settings.timeout)
+                .buffer_size(1)
+                .connect_lazy();
             let mut builder = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(endpoint)
-                .with_timeout(settings.timeout)
+                .with_channel(channel)
+                .with_timeout(own_timeout)
                 .with_metadata(metadata);
             if settings.gzip {
                 builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
@@ -474,7 +487,7 @@ fn exporter(
                 .with_http()
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                 .with_endpoint(endpoint)
-                .with_timeout(settings.timeout)
+                .with_timeout(own_timeout)
                 .with_headers(settings.headers.iter().cloned().collect());
             if settings.gzip {
                 builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
