@@ -349,13 +349,15 @@ async fn run_once(inner: &Inner, i: usize) {
         record(&mut tracked, &slot.component, report, latency)
     };
     if let Some((from, to)) = changed {
-        tracing::warn!(
-            target: "plimsoll::health",
-            component = &*slot.name,
-            from = from.map_or("unchecked", |s| s.as_str()),
-            to = to.as_str(),
-            "component state changed"
-        );
+        let component = &*slot.name;
+        let from = from.map_or("unchecked", Status::as_str);
+        // A warning when it gets worse; a recovery (or a healthy first
+        // check) is news, not trouble.
+        if to == Status::Healthy {
+            tracing::info!(target: "plimsoll::health", component, from, to = to.as_str(), "component state changed");
+        } else {
+            tracing::warn!(target: "plimsoll::health", component, from, to = to.as_str(), "component state changed");
+        }
     }
     // Serving once every critical component has been checked.
     if inner.phase.load(Ordering::Acquire) == STARTING
