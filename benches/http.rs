@@ -26,6 +26,9 @@
 //!
 //! Run: `cargo bench --bench http --features http`.
 
+#[allow(unused_imports, unused_macros)]
+mod harness;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -59,26 +62,6 @@ fn telemetry() -> Telemetry {
         .with_process_metrics(false)
         .build()
         .unwrap()
-}
-
-/// Runs `iters` requests through `app` on a current-thread runtime.
-fn run(rt: &tokio::runtime::Runtime, app: &Router, iters: u64) -> Duration {
-    rt.block_on(async {
-        let start = Instant::now();
-        for i in 0..iters {
-            let req = Request::get(format!("/api/v1/orders/{}", i % 64))
-                .header("x-tenant-id", "acme")
-                .body(Body::empty())
-                .unwrap();
-            let response = app.clone().oneshot(req).await.unwrap();
-            black_box(
-                axum::body::to_bytes(response.into_body(), usize::MAX)
-                    .await
-                    .unwrap(),
-            );
-        }
-        start.elapsed()
-    })
 }
 
 /// The variants, in report order, each router finalised as served.
@@ -136,7 +119,9 @@ fn overhead(c: &mut Criterion) {
         .unwrap();
     let mut group = c.benchmark_group("http_request");
     for (name, app) in variants() {
-        group.bench_function(name, |b| b.iter_custom(|iters| run(&rt, &app, iters)));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| harness::run_orders(&rt, &app, iters))
+        });
     }
     group.finish();
 }
@@ -208,11 +193,11 @@ fn interleaved_report() {
     let variants = variants();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     for (_, app) in &variants {
-        run(&rt, app, PER_ROUND); // warm up
+        harness::run_orders(&rt, app, PER_ROUND); // warm up
     }
     for _ in 0..ROUNDS {
         for (i, (_, app)) in variants.iter().enumerate() {
-            let elapsed = run(&rt, app, PER_ROUND);
+            let elapsed = harness::run_orders(&rt, app, PER_ROUND);
             samples[i].push(elapsed.as_nanos() as f64 / PER_ROUND as f64);
         }
     }
@@ -418,7 +403,7 @@ fn main() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        run(&rt, &app, iters);
+        harness::run_orders(&rt, &app, iters);
         return;
     }
     // `PLIMSOLL_BENCH_REPORT=0` skips the report (profiling one variant).

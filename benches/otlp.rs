@@ -22,19 +22,13 @@ mod support;
 
 mod harness;
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
-
 use axum::Router;
-use axum::body::Body;
 use axum::extract::Path;
 use axum::routing::get;
 use criterion::Criterion;
-use http::Request;
 use plimsoll::Telemetry;
 use plimsoll::http::RedMetricsLayer;
 use plimsoll::otlp::{Root, Sampler, Tracing, TracingGuard};
-use tower::ServiceExt;
 
 async fn order(Path(id): Path<u64>) -> String {
     format!("order {id}")
@@ -50,25 +44,6 @@ fn app(t: &Telemetry) -> Router {
                 .unwrap(),
         )
         .with_state(())
-}
-
-fn run(rt: &tokio::runtime::Runtime, app: &Router, iters: u64) -> Duration {
-    rt.block_on(async {
-        let start = Instant::now();
-        for i in 0..iters {
-            let req = Request::get(format!("/api/v1/orders/{}", i % 64))
-                .header("x-tenant-id", "acme")
-                .body(Body::empty())
-                .unwrap();
-            let response = app.clone().oneshot(req).await.unwrap();
-            black_box(
-                axum::body::to_bytes(response.into_body(), usize::MAX)
-                    .await
-                    .unwrap(),
-            );
-        }
-        start.elapsed()
-    })
 }
 
 fn telemetry(guard: Option<&TracingGuard>) -> Telemetry {
@@ -132,8 +107,10 @@ fn interleaved_report(collector: &support::Collector) {
     let variants = variants(collector);
     let round = |(_, app, guard, dispatch): &Variant| {
         let elapsed = match dispatch {
-            Some(d) => tracing::dispatcher::with_default(d, || run(&rt, app, PER_ROUND)),
-            None => run(&rt, app, PER_ROUND),
+            Some(d) => {
+                tracing::dispatcher::with_default(d, || harness::run_orders(&rt, app, PER_ROUND))
+            }
+            None => harness::run_orders(&rt, app, PER_ROUND),
         };
         if let Some(guard) = guard {
             guard.flush();
@@ -171,14 +148,18 @@ fn bench(c: &mut Criterion) {
 
     let t = telemetry(None);
     let red = app(&t);
-    group.bench_function("red", |b| b.iter_custom(|n| run(&rt, &red, n)));
+    group.bench_function("red", |b| {
+        b.iter_custom(|n| harness::run_orders(&rt, &red, n))
+    });
 
     let (off, dispatch) = Tracing::builder().logs(true).build().unwrap();
     assert!(!off.is_exporting());
     let t = telemetry(Some(&off));
     let routed = app(&t);
     tracing::dispatcher::with_default(&dispatch, || {
-        group.bench_function("export_off", |b| b.iter_custom(|n| run(&rt, &routed, n)));
+        group.bench_function("export_off", |b| {
+            b.iter_custom(|n| harness::run_orders(&rt, &routed, n))
+        });
     });
 
     let Some(collector) = support::quiet_otlp_collector() else {
@@ -191,7 +172,9 @@ fn bench(c: &mut Criterion) {
         let t = telemetry(Some(&guard));
         let routed = app(&t);
         tracing::dispatcher::with_default(&dispatch, || {
-            group.bench_function(name, |b| b.iter_custom(|n| run(&rt, &routed, n)));
+            group.bench_function(name, |b| {
+                b.iter_custom(|n| harness::run_orders(&rt, &routed, n))
+            });
         });
         guard.flush();
         let scrape = t.scrape();

@@ -327,5 +327,18 @@ async fn with_a_collector_its_work_is_traced_under_each_request() {
             && s.name == "SELECT orders"),
         "{spans:#?}"
     );
+    // The Redis, cache and query histograms carry the traces' exemplars.
+    let body = t.encode(plimsoll::Format::OpenMetrics);
+    for (family, trace) in [
+        ("redis_command_duration_seconds_bucket", CREATE),
+        ("cache_operation_duration_seconds_bucket", READ),
+        ("db_query_duration_seconds_bucket", READ),
+    ] {
+        assert!(
+            body.lines()
+                .any(|l| l.starts_with(family) && l.contains(&format!("trace_id=\"{trace}\""))),
+            "{family} has no exemplar of trace {trace}"
+        );
+    }
     server.abort();
 }

@@ -422,6 +422,13 @@ fn grpc_server_spans_carry_rpc_attributes() {
         "{:?}",
         span.status
     );
+    let body = t.encode(Format::OpenMetrics);
+    let exemplar = format!("# {{trace_id=\"{TRACE}\",span_id=\"{}\"}}", span.span_id);
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("grpc_server_handling_seconds_bucket") && l.contains(&exemplar)),
+        "no gRPC exemplar {exemplar}"
+    );
 }
 
 #[test]

@@ -59,6 +59,17 @@ fn traced_app(guard: &TracingGuard) -> (Telemetry, Router) {
     (t, app)
 }
 
+/// Sends `path` through `app` in process; it must answer 200.
+async fn answered(app: &Router, path: &str) {
+    use tower::ServiceExt;
+    let request = http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap();
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -197,14 +208,8 @@ fn a_collector_that_never_answers_times_out_and_is_counted() {
     let rt = runtime();
     let started = Instant::now();
     rt.block_on(async {
-        use tower::ServiceExt;
         for _ in 0..50 {
-            let request = http::Request::get("/work/0")
-                .body(axum::body::Body::empty())
-                .unwrap();
-            let response = app.clone().oneshot(request).await.unwrap();
-            assert_eq!(response.status(), 200);
-            response.into_body().collect().await.unwrap();
+            answered(&app, "/work/0").await;
         }
     });
     // The requests never waited on the export.
@@ -225,15 +230,9 @@ fn a_collector_that_never_answers_times_out_and_is_counted() {
     let memory_before = rss();
     let started = Instant::now();
     let served = rt.block_on(async {
-        use tower::ServiceExt;
         let mut served = 0u64;
         while started.elapsed() < Duration::from_secs(10) {
-            let request = http::Request::get("/work/1")
-                .body(axum::body::Body::empty())
-                .unwrap();
-            let response = app.clone().oneshot(request).await.unwrap();
-            assert_eq!(response.status(), 200);
-            response.into_body().collect().await.unwrap();
+            answered(&app, "/work/1").await;
             served += 1;
         }
         served

@@ -40,3 +40,30 @@ pub(crate) fn telemetry() -> plimsoll::Telemetry {
         .build()
         .expect("default settings are valid")
 }
+
+/// Runs `iters` requests `GET /api/v1/orders/{id}` (tenant header `acme`)
+/// through `app` on `rt`, each body read to the end; the time they took.
+#[allow(dead_code)]
+pub(crate) fn run_orders(
+    rt: &tokio::runtime::Runtime,
+    app: &axum::Router,
+    iters: u64,
+) -> std::time::Duration {
+    use tower::ServiceExt;
+    rt.block_on(async {
+        let start = std::time::Instant::now();
+        for i in 0..iters {
+            let req = http::Request::get(format!("/api/v1/orders/{}", i % 64))
+                .header("x-tenant-id", "acme")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(req).await.unwrap();
+            std::hint::black_box(
+                axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .unwrap(),
+            );
+        }
+        start.elapsed()
+    })
+}

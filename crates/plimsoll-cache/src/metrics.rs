@@ -8,7 +8,9 @@ use plimsoll_core::classify::Outcome;
 use plimsoll_core::clock::Stamp;
 use plimsoll_core::operation::{Completed, Operation, RecordOperation};
 use plimsoll_core::trace::{OpenSpan, SpanKind, SpanStart};
-use plimsoll_core::{Counter, Histogram, LabelGuard, RegisterError, Telemetry, Tenant, scope};
+use plimsoll_core::{
+    Counter, Histogram, LabelGuard, RegisterError, Telemetry, Tenant, TraceRef, scope,
+};
 
 use crate::families;
 use crate::labels::{
@@ -108,7 +110,16 @@ impl CacheMetrics {
         self.evictions.inc(&Tenant::system(), &key);
     }
 
-    fn record(&self, tenant: &Tenant, name: &str, operation: Op, status: Status, seconds: f64) {
+    /// Records one operation, its duration with the exemplar of its span.
+    fn record(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        operation: Op,
+        status: Status,
+        seconds: f64,
+        trace: Option<TraceRef>,
+    ) {
         let key = OperationKey {
             operation,
             cache_name: name,
@@ -119,7 +130,8 @@ impl CacheMetrics {
             operation,
             cache_name: name,
         };
-        self.durations.observe(tenant, &key, seconds);
+        self.durations
+            .observe_with_exemplar(tenant, &key, seconds, trace);
     }
 }
 
@@ -185,6 +197,7 @@ impl RecordOperation for CacheMetrics {
             Op::Load,
             status,
             done.seconds,
+            done.trace,
         );
     }
 
@@ -213,8 +226,10 @@ impl<S> Instrumented<S> {
         scope::with_current(|scope| {
             let tenant = scope.map_or(&SYSTEM, |s| s.tenant());
             let seconds = start.elapsed_seconds();
+            // A lookup's exemplar: the request's span, when sampled.
+            let trace = scope.and_then(|s| s.span()).and_then(|s| s.exemplar());
             self.metrics
-                .record(tenant, &self.name, operation, status, seconds);
+                .record(tenant, &self.name, operation, status, seconds, trace);
         });
     }
 

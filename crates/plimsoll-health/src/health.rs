@@ -288,27 +288,13 @@ impl Health {
     /// Runs every check once now (and reports the results), then returns.
     pub async fn check_now(&self) {
         let runs = (0..self.inner.slots.len()).map(|i| run_once(&self.inner, i));
-        futures_join_all(runs).await;
+        futures_util::future::join_all(runs).await;
     }
 
     /// How often each component is checked.
     pub fn interval(&self) -> Duration {
         self.inner.interval
     }
-}
-
-/// Polls a few futures (one per component) together on this task.
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
-    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
-    std::future::poll_fn(|cx| {
-        pinned.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if pinned.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

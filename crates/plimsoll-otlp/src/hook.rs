@@ -228,17 +228,21 @@ impl OtlpContext {
             .start_with_context(tracer, parent);
         ids::set_next_trace(0);
         let cx = parent.with_span(span);
-        let sc = cx.span().span_context().clone();
-        let context = sc.is_valid().then(|| SpanContext {
-            trace_id: u128::from_be_bytes(sc.trace_id().to_bytes()),
-            span_id: u64::from_be_bytes(sc.span_id().to_bytes()),
-            sampled: sc.is_sampled(),
-        });
-        let recorded = sc
-            .is_sampled()
+        let context = plimsoll_context(cx.span().span_context());
+        let recorded = context
+            .is_some_and(|c| c.sampled)
             .then(|| Box::new(Recorded(cx)) as Box<dyn RecordedSpan>);
         OpenSpan::new(context, recorded)
     }
+}
+
+/// An OpenTelemetry span context as plimsoll's (`None` when invalid).
+pub(crate) fn plimsoll_context(sc: &OtelSpanContext) -> Option<SpanContext> {
+    sc.is_valid().then(|| SpanContext {
+        trace_id: u128::from_be_bytes(sc.trace_id().to_bytes()),
+        span_id: u64::from_be_bytes(sc.span_id().to_bytes()),
+        sampled: sc.is_sampled(),
+    })
 }
 
 /// Whether an OpenTelemetry span is current on this thread (a plimsoll
@@ -324,27 +328,7 @@ impl Injector for Outgoing<'_> {
 
 impl TraceContext for OtlpContext {
     fn current(&self) -> Option<SpanContext> {
-        match crate::layer::current_ids() {
-            Some((trace_id, span_id)) => {
-                let sampled = opentelemetry::Context::map_current(|cx| {
-                    let span = cx.span();
-                    let sc = span.span_context();
-                    if sc.is_valid() {
-                        sc.is_sampled()
-                    } else {
-                        plimsoll_core::scope::with_current(|s| {
-                            s.and_then(|s| s.span()).is_some_and(|s| s.sampled)
-                        })
-                    }
-                });
-                Some(SpanContext {
-                    trace_id,
-                    span_id,
-                    sampled,
-                })
-            }
-            None => None,
-        }
+        crate::layer::current_span()
     }
 
     fn enabled(&self) -> bool {
@@ -428,9 +412,8 @@ impl TraceContext for OtlpContext {
         // A call in a request that is not sampled: the request's context
         // is current (with its tracestate and baggage) when it is this one.
         let current = opentelemetry::Context::map_current(|cx| {
-            let sc = cx.span().span_context().clone();
-            (u128::from_be_bytes(sc.trace_id().to_bytes()) == context.trace_id
-                && u64::from_be_bytes(sc.span_id().to_bytes()) == context.span_id)
+            plimsoll_context(cx.span().span_context())
+                .is_some_and(|c| (c.trace_id, c.span_id) == (context.trace_id, context.span_id))
                 .then(|| cx.clone())
         });
         match current {

@@ -86,26 +86,14 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for ReleaseParent {
     }
 }
 
-/// The trace and span ids of the code running now: the innermost entered
-/// span's OpenTelemetry context, else the request scope's.
-pub(crate) fn current_ids() -> Option<(u128, u64)> {
-    let otel = opentelemetry::Context::map_current(|cx| {
-        let span = cx.span();
-        let sc = span.span_context();
-        sc.is_valid().then(|| {
-            (
-                u128::from_be_bytes(sc.trace_id().to_bytes()),
-                u64::from_be_bytes(sc.span_id().to_bytes()),
-            )
-        })
-    });
-    otel.or_else(|| {
-        plimsoll_core::scope::with_current(|scope| {
-            scope
-                .and_then(|s| s.span())
-                .map(|s| (s.trace_id, s.span_id))
-        })
+/// The span of the code running now: the current OpenTelemetry context's
+/// (a plimsoll span being polled, or an entered span of the service's),
+/// else the request scope's.
+pub(crate) fn current_span() -> Option<plimsoll_core::trace::SpanContext> {
+    opentelemetry::Context::map_current(|cx| {
+        crate::hook::plimsoll_context(cx.span().span_context())
     })
+    .or_else(|| plimsoll_core::scope::with_current(|scope| scope.and_then(|s| s.span())))
 }
 
 /// One JSON object per event: `timestamp`, `level`, `target`, `message`,
@@ -166,7 +154,8 @@ where
         for (k, v) in fields {
             line.entry(k).or_insert(v);
         }
-        if let Some((trace_id, span_id)) = current_ids() {
+        if let Some(span) = current_span() {
+            let (trace_id, span_id) = (span.trace_id, span.span_id);
             line.insert("trace_id".into(), Value::String(format!("{trace_id:032x}")));
             line.insert("span_id".into(), Value::String(format!("{span_id:016x}")));
         }
