@@ -105,41 +105,30 @@ fn interleaved_report(collector: &support::Collector) {
     const PER_ROUND: u64 = 2_000;
     let rt = harness::runtime();
     let variants = variants(collector);
-    let round = |(_, app, guard, dispatch): &Variant| {
-        let elapsed = match dispatch {
-            Some(d) => {
-                tracing::dispatcher::with_default(d, || harness::run_orders(&rt, app, PER_ROUND))
-            }
-            None => harness::run_orders(&rt, app, PER_ROUND),
-        };
-        if let Some(guard) = guard {
-            guard.flush();
-        }
-        elapsed.as_nanos() as f64 / PER_ROUND as f64
-    };
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    for v in &variants {
-        round(v); // warm up
-    }
-    for _ in 0..ROUNDS {
-        for (i, v) in variants.iter().enumerate() {
-            samples[i].push(round(v));
-        }
-    }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let red = median(samples[0].clone());
-    println!("interleaved medians ({ROUNDS} rounds of {PER_ROUND} requests):");
-    for ((name, ..), s) in variants.iter().zip(&samples) {
-        let added = median(s.iter().zip(&samples[0]).map(|(v, r)| v - r).collect());
-        println!(
-            "  {name:<12} {:>7.0} ns   {added:+6.0} ns per request vs red ({:+5.1}%)",
-            median(s.clone()),
-            added / red * 100.0
-        );
-    }
+    let mut rounds: Vec<harness::Round<'_>> = variants
+        .iter()
+        .map(|(name, app, guard, dispatch)| {
+            let rt = &rt;
+            let round = move || {
+                let elapsed = match dispatch {
+                    Some(d) => tracing::dispatcher::with_default(d, || {
+                        harness::run_orders(rt, app, PER_ROUND)
+                    }),
+                    None => harness::run_orders(rt, app, PER_ROUND),
+                };
+                if let Some(guard) = guard {
+                    guard.flush();
+                }
+                elapsed.as_nanos() as f64 / PER_ROUND as f64
+            };
+            (*name, Box::new(round) as Box<dyn FnMut() -> f64>)
+        })
+        .collect();
+    harness::interleaved(
+        &format!("requests, {PER_ROUND} per round"),
+        ROUNDS,
+        &mut rounds,
+    );
 }
 
 fn bench(c: &mut Criterion) {

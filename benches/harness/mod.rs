@@ -67,3 +67,43 @@ pub(crate) fn run_orders(
         start.elapsed()
     })
 }
+
+/// One variant of an interleaved comparison: its name and a round of it
+/// (nanoseconds per operation).
+#[allow(dead_code)]
+pub(crate) type Round<'a> = (&'a str, Box<dyn FnMut() -> f64 + 'a>);
+
+/// Figures robust to a noisy machine: runs every variant's round in turn,
+/// `rounds` times after one warm-up round each, and prints each variant's
+/// median cost and the median of its differences from the first variant's
+/// round beside it (the baseline). Returns those median differences.
+#[allow(dead_code)]
+pub(crate) fn interleaved(title: &str, rounds: usize, variants: &mut [Round<'_>]) -> Vec<f64> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for (_, round) in variants.iter_mut() {
+        round();
+    }
+    for _ in 0..rounds {
+        for (i, (_, round)) in variants.iter_mut().enumerate() {
+            samples[i].push(round());
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let base = median(samples[0].clone());
+    let (first, _) = &variants[0];
+    println!("{title}: interleaved medians over {rounds} rounds");
+    let mut added = Vec::new();
+    for ((name, _), s) in variants.iter().zip(&samples) {
+        let diff = median(s.iter().zip(&samples[0]).map(|(v, b)| v - b).collect());
+        println!(
+            "  {name:<12} {:>9.1} ns   {diff:+8.1} ns per op vs {first} ({:+5.1}%)",
+            median(s.clone()),
+            diff / base * 100.0
+        );
+        added.push(diff);
+    }
+    added
+}

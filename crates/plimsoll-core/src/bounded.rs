@@ -8,8 +8,9 @@ use hashbrown::HashTable;
 /// What [`BoundedSet::admit`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Admission {
-    /// The value is in the set (admitted now or before); this is the shared copy.
-    Admitted(Arc<str>),
+    /// The value is in the set (admitted now or before): the shared copy,
+    /// and the value's place in the order of admission (0 for the first).
+    Admitted(Arc<str>, usize),
     /// The set is full (or the value is not allowed); the caller uses the overflow value.
     Refused,
 }
@@ -20,7 +21,8 @@ pub(crate) enum Admission {
 pub(crate) struct BoundedSet {
     limit: usize,
     hasher: foldhash::fast::RandomState,
-    values: RwLock<HashTable<Arc<str>>>,
+    /// Each value with its place in the order of admission.
+    values: RwLock<HashTable<(Arc<str>, usize)>>,
 }
 
 impl BoundedSet {
@@ -36,11 +38,14 @@ impl BoundedSet {
     pub(crate) fn insert(&self, value: &str) -> Arc<str> {
         let hash = self.hasher.hash_one(value);
         let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = values.find(hash, |v| &**v == value) {
+        if let Some((found, _)) = values.find(hash, |(v, _)| &**v == value) {
             return found.clone();
         }
         let shared: Arc<str> = Arc::from(value);
-        values.insert_unique(hash, shared.clone(), |v| self.hasher.hash_one(&**v));
+        let index = values.len();
+        values.insert_unique(hash, (shared.clone(), index), |(v, _)| {
+            self.hasher.hash_one(&**v)
+        });
         shared
     }
 
@@ -48,7 +53,16 @@ impl BoundedSet {
     pub(crate) fn get(&self, value: &str) -> Option<Arc<str>> {
         let hash = self.hasher.hash_one(value);
         let values = self.values.read().unwrap_or_else(|e| e.into_inner());
-        values.find(hash, |v| &**v == value).cloned()
+        values
+            .find(hash, |(v, _)| &**v == value)
+            .map(|(v, _)| v.clone())
+    }
+
+    /// The place of `value` in the order of admission, if admitted.
+    pub(crate) fn index_of(&self, value: &str) -> Option<usize> {
+        let hash = self.hasher.hash_one(value);
+        let values = self.values.read().unwrap_or_else(|e| e.into_inner());
+        values.find(hash, |(v, _)| &**v == value).map(|(_, i)| *i)
     }
 
     /// Returns the shared copy of `value`, admitting it while there is room.
@@ -56,23 +70,26 @@ impl BoundedSet {
         let hash = self.hasher.hash_one(value);
         {
             let values = self.values.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(found) = values.find(hash, |v| &**v == value) {
-                return Admission::Admitted(found.clone());
+            if let Some((found, index)) = values.find(hash, |(v, _)| &**v == value) {
+                return Admission::Admitted(found.clone(), *index);
             }
             if values.len() >= self.limit {
                 return Admission::Refused;
             }
         }
         let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = values.find(hash, |v| &**v == value) {
-            return Admission::Admitted(found.clone());
+        if let Some((found, index)) = values.find(hash, |(v, _)| &**v == value) {
+            return Admission::Admitted(found.clone(), *index);
         }
         if values.len() >= self.limit {
             return Admission::Refused;
         }
         let shared: Arc<str> = Arc::from(value);
-        values.insert_unique(hash, shared.clone(), |v| self.hasher.hash_one(&**v));
-        Admission::Admitted(shared)
+        let index = values.len();
+        values.insert_unique(hash, (shared.clone(), index), |(v, _)| {
+            self.hasher.hash_one(&**v)
+        });
+        Admission::Admitted(shared, index)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -87,18 +104,21 @@ mod tests {
     #[test]
     fn admits_up_to_the_limit_then_refuses() {
         let set = BoundedSet::new(2);
-        assert!(matches!(set.admit("a"), Admission::Admitted(v) if &*v == "a"));
-        assert!(matches!(set.admit("b"), Admission::Admitted(_)));
+        assert!(matches!(set.admit("a"), Admission::Admitted(v, 0) if &*v == "a"));
+        assert!(matches!(set.admit("b"), Admission::Admitted(_, 1)));
         assert_eq!(set.admit("c"), Admission::Refused);
-        // Values admitted before stay admitted.
-        assert!(matches!(set.admit("a"), Admission::Admitted(_)));
+        // Values admitted before stay admitted, in their place.
+        assert!(matches!(set.admit("a"), Admission::Admitted(_, 0)));
+        assert_eq!(set.index_of("b"), Some(1));
+        assert_eq!(set.index_of("c"), None);
         assert_eq!(set.len(), 2);
     }
 
     #[test]
     fn admitted_values_are_shared() {
         let set = BoundedSet::new(4);
-        let (Admission::Admitted(a), Admission::Admitted(b)) = (set.admit("x"), set.admit("x"))
+        let (Admission::Admitted(a, _), Admission::Admitted(b, _)) =
+            (set.admit("x"), set.admit("x"))
         else {
             panic!("x must be admitted");
         };

@@ -80,6 +80,16 @@ impl Stamp {
         Duration::from_secs_f64(self.elapsed_seconds())
     }
 
+    /// Nanoseconds from an origin fixed for the process (the machine's
+    /// boot, or the first stamp), for code that keeps time as an integer.
+    #[inline]
+    pub fn as_nanos(self) -> u64 {
+        match source() {
+            Source::Counter { secs_per_tick } => (self.0 as f64 * secs_per_tick * 1e9) as u64,
+            Source::Instant { .. } => self.0,
+        }
+    }
+
     /// Prepares the clock (the counter's rate takes about 2 ms to measure),
     /// so that the first request does not pay for it. Optional.
     pub fn warm_up() {
@@ -161,6 +171,20 @@ mod tests {
         assert!(
             (stamp - instant).abs() < instant * 0.02,
             "{stamp} vs {instant}"
+        );
+    }
+
+    #[test]
+    fn nanos_follow_seconds() {
+        let start = Stamp::now();
+        std::thread::sleep(Duration::from_millis(20));
+        let end = Stamp::now();
+        let nanos = end.as_nanos() - start.as_nanos();
+        let seconds = start.seconds_until(end);
+        assert!(nanos >= 20_000_000, "{nanos}");
+        assert!(
+            (nanos as f64 * 1e-9 - seconds).abs() < 1e-6,
+            "{nanos} vs {seconds}"
         );
     }
 

@@ -397,7 +397,7 @@ impl LabelGuard {
     /// counting the overflow.
     pub fn admit(&self, value: &str) -> Arc<str> {
         match self.inner.values.admit(value) {
-            crate::bounded::Admission::Admitted(shared) => shared,
+            crate::bounded::Admission::Admitted(shared, _) => shared,
             crate::bounded::Admission::Refused => {
                 let inner = &*self.inner;
                 inner

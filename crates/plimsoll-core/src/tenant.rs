@@ -82,8 +82,8 @@ impl Hash for TenantLabel {
 /// How a tenant came to have its label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TenantState {
-    /// Admitted by the registry with this id.
-    Admitted(u64),
+    /// Admitted by the registry `registry`, `index`-th.
+    Admitted { registry: u64, index: u32 },
     /// A reserved value that needs no admission.
     Reserved,
     /// Refused by a bound or an allow-list: the label is [`OTHER`].
@@ -135,7 +135,7 @@ impl Tenant {
 
     /// Whether this is a reserved value (`__unknown__`, `__system__`, `__other__`).
     pub fn is_reserved(&self) -> bool {
-        !matches!(self.state, TenantState::Admitted(_))
+        !matches!(self.state, TenantState::Admitted { .. })
     }
 
     /// Checks a raw tenant id: 1 to [`MAX_TENANT_ID_LEN`] bytes of ASCII
@@ -238,6 +238,9 @@ pub enum TenantError {
 
 static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Slots of the reserved tenants: `__system__`, `__unknown__`, `__other__`.
+const RESERVED_SLOTS: usize = 3;
+
 /// The tenants admitted by one `Telemetry`.
 #[derive(Debug)]
 pub(crate) struct TenantRegistry {
@@ -301,8 +304,37 @@ impl TenantRegistry {
     /// A tenant of any registry, admitted here.
     pub(crate) fn adopt(&self, tenant: &Tenant) -> Tenant {
         match tenant.state {
-            TenantState::Admitted(id) if id != self.id => self.admit(tenant.as_str()),
+            TenantState::Admitted { registry, .. } if registry != self.id => {
+                self.admit(tenant.as_str())
+            }
             _ => tenant.clone(),
+        }
+    }
+
+    fn admitted_state(&self, index: usize) -> TenantState {
+        TenantState::Admitted {
+            registry: self.id,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// How many tenant slots there are: the reserved tenants, then one per
+    /// tenant the bound admits.
+    pub(crate) fn slots(&self) -> usize {
+        RESERVED_SLOTS.saturating_add(self.limit)
+    }
+
+    /// `tenant`'s slot: reserved tenants first, then admitted ones in the
+    /// order of admission; `None` for another registry's tenant.
+    #[inline]
+    pub(crate) fn slot(&self, tenant: &Tenant) -> Option<usize> {
+        match tenant.state {
+            TenantState::Admitted { registry, index } => {
+                (registry == self.id).then_some(RESERVED_SLOTS + index as usize)
+            }
+            TenantState::Overflow => Some(2),
+            TenantState::Reserved if tenant.as_str() == SYSTEM => Some(0),
+            TenantState::Reserved => Some(1),
         }
     }
 
@@ -314,9 +346,9 @@ impl TenantRegistry {
             return Tenant::overflow();
         }
         match self.admitted.admit(valid) {
-            Admission::Admitted(shared) => Tenant {
+            Admission::Admitted(shared, index) => Tenant {
                 label: TenantLabel::Shared(shared),
-                state: TenantState::Admitted(self.id),
+                state: self.admitted_state(index),
             },
             Admission::Refused => Tenant::overflow(),
         }
@@ -328,7 +360,9 @@ impl TenantRegistry {
         let state = match label {
             TenantLabel::Static(value) if *value == OTHER => TenantState::Overflow,
             TenantLabel::Static(_) => TenantState::Reserved,
-            TenantLabel::Shared(_) => TenantState::Admitted(self.id),
+            TenantLabel::Shared(value) => {
+                self.admitted_state(self.admitted.index_of(value).unwrap_or(usize::MAX))
+            }
         };
         Tenant {
             label: label.clone(),
@@ -342,7 +376,7 @@ impl TenantRegistry {
     #[inline]
     pub(crate) fn rebind<'a>(&self, tenant: &'a Tenant) -> std::borrow::Cow<'a, Tenant> {
         match tenant.state {
-            TenantState::Admitted(id) if id != self.id => {
+            TenantState::Admitted { registry, .. } if registry != self.id => {
                 self.foreign(tenant);
                 std::borrow::Cow::Owned(Tenant::unknown())
             }

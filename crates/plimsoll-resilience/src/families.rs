@@ -54,10 +54,10 @@ pub const RATE_LIMIT_HITS: FamilyDecl = FamilyDecl::counter(
 ]);
 
 /// `api_quota_remaining{quota_type}`: requests each tenant may still send
-/// at once, as of its last request.
+/// at once; read at scrape time.
 pub const API_QUOTA_REMAINING: FamilyDecl = FamilyDecl::gauge(
     "api_quota_remaining",
-    "Requests the tenant may still send in a burst under the limit, as of its last request.",
+    "Requests the tenant may still send at once under the limit; read at scrape time.",
 )
 .with_labels(&[LabelDecl::bounded_via(
     "quota_type",

@@ -99,7 +99,11 @@
 //! (the `Tenant` extension set by the service's auth, or the request
 //! scope's), or a header ([`RateLimitLayer::key_by_header`]). The state
 //! of keys no longer limited is dropped on an interval the limiter owns,
-//! so memory follows the keys active now, not every key ever seen.
+//! so memory follows the keys active now, not every key ever seen. A
+//! request costs one keyed check and nothing else: each tenant's quota
+//! left (`api_quota_remaining`) is read from the limiter's state at scrape
+//! time. The limiter keeps time by the process's fast clock; tests on
+//! tokio's paused clock build it with [`LimiterClock::Tokio`].
 //!
 //! # Breakers and limiters plimsoll does not run
 //!
@@ -125,6 +129,6 @@ pub use breaker::{
 };
 pub use limiter::layer::{MAX_KEY_LEN, RateLimit, RateLimitFuture, RateLimitLayer, request_tenant};
 pub use limiter::{
-    Decision, LimitKey, LimiterBuildError, LimiterBuilder, Quota, RateLimiter, TokioClock,
+    Decision, LimitKey, LimiterBuildError, LimiterBuilder, LimiterClock, Quota, RateLimiter,
 };
 pub use metrics::{BreakerReport, CallOutcome, LimiterReport, ResilienceMetrics};

@@ -5,13 +5,17 @@ use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use plimsoll_core::{Counter, Gauge, LabelGuard, RegisterError, Telemetry, Tenant};
+use std::collections::HashMap;
+
+use dashmap::DashMap;
+use plimsoll_core::{Counter, LabelGuard, RegisterError, Telemetry, Tenant};
 
 use crate::breaker::{BreakerBuilder, BreakerState, Core};
 use crate::families::{
-    self, CallLabels, HitKey, HitLabels, QuotaKey, QuotaLabels, ServiceLabels, TransitionKey,
+    self, CallLabels, HitKey, HitLabels, QuotaLabels, ServiceLabels, TransitionKey,
     TransitionLabels,
 };
+use crate::limiter::Inner as LimiterInner;
 
 /// A breaker's calls by outcome, counted where they happen and read at
 /// scrape time (no series lookup on the call path).
@@ -43,6 +47,30 @@ type NameReading = (Arc<str>, Option<BreakerState>, CallCounts);
 /// Reads a breaker; `None` once it is gone.
 type ReadBreaker = Box<dyn Fn() -> Option<Reading> + Send + Sync>;
 type Watched = Mutex<Vec<(Arc<str>, ReadBreaker)>>;
+/// Tells each tenant's remaining quota under each limit; `false` once gone.
+type ReadQuotas = Box<dyn Fn(&mut dyn FnMut(&Tenant, &Arc<str>, u32)) -> bool + Send + Sync>;
+type Quotas = Mutex<Vec<ReadQuotas>>;
+
+/// Reads every live limiter (dropping the gone ones): each tenant's
+/// remaining quota under each limit, the least where several keys (or
+/// limiters sharing a name) hold some.
+fn read_quotas(quotas: &Weak<Quotas>) -> HashMap<(Tenant, Arc<str>), u32> {
+    let mut least: HashMap<(Tenant, Arc<str>), u32> = HashMap::new();
+    let Some(quotas) = quotas.upgrade() else {
+        return least;
+    };
+    let mut record = |tenant: &Tenant, limit: &Arc<str>, remaining: u32| {
+        least
+            .entry((tenant.clone(), limit.clone()))
+            .and_modify(|value| *value = (*value).min(remaining))
+            .or_insert(remaining);
+    };
+    quotas
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|read| read(&mut record));
+    least
+}
 
 /// Reads every live breaker (dropping the gone ones), one reading per
 /// name: breakers that share a name (or fold into `__other__` past the
@@ -84,11 +112,11 @@ struct Inner {
     telemetry: Telemetry,
     transitions: Counter<TransitionLabels>,
     hits: Counter<HitLabels>,
-    remaining: Gauge<QuotaLabels>,
     services: LabelGuard,
     limits: LabelGuard,
     tiers: LabelGuard,
     breakers: Arc<Watched>,
+    quotas: Arc<Quotas>,
 }
 
 impl fmt::Debug for ResilienceMetrics {
@@ -124,15 +152,22 @@ impl ResilienceMetrics {
                 }
             }
         })?;
+        let quotas: Arc<Quotas> = Arc::default();
+        let watched = Arc::downgrade(&quotas);
+        telemetry.declare_scraped(&families::API_QUOTA_REMAINING, move |out| {
+            for ((tenant, quota_type), remaining) in read_quotas(&watched) {
+                let _ = out.set(&tenant, &QuotaLabels { quota_type }, f64::from(remaining));
+            }
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 transitions: telemetry.declare(&families::CIRCUIT_BREAKER_TRANSITIONS)?,
                 hits: telemetry.declare(&families::RATE_LIMIT_HITS)?,
-                remaining: telemetry.declare(&families::API_QUOTA_REMAINING)?,
                 services: telemetry.label_guard(&families::CIRCUIT_BREAKER_STATE, "service")?,
                 limits: telemetry.label_guard(&families::RATE_LIMIT_HITS, "limit_type")?,
                 tiers: telemetry.label_guard(&families::RATE_LIMIT_HITS, "client_type")?,
                 breakers,
+                quotas,
                 telemetry: telemetry.clone(),
             }),
         })
@@ -195,9 +230,22 @@ impl ResilienceMetrics {
         self.inner.hits.inc(tenant, &key);
     }
 
-    pub(crate) fn remaining(&self, tenant: &Tenant, limit: &Arc<str>, remaining: u32) {
-        let key = QuotaKey { quota_type: limit };
-        self.inner.remaining.set(tenant, &key, f64::from(remaining));
+    fn watch_quotas(&self, read: ReadQuotas) {
+        self.inner
+            .quotas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(read);
+    }
+
+    pub(crate) fn watch_limiter(&self, limiter: Weak<LimiterInner>) {
+        self.watch_quotas(Box::new(move |f| match limiter.upgrade() {
+            Some(limiter) => {
+                limiter.read_quotas(f);
+                true
+            }
+            None => false,
+        }));
     }
 
     /// Reports a breaker plimsoll does not run (another crate's, a
@@ -226,9 +274,23 @@ impl ResilienceMetrics {
     /// Reports a limiter plimsoll does not run: count refused requests and
     /// the quota left, under the same series as its own limiters.
     pub fn report_limiter(&self, limit: &str) -> LimiterReport {
+        let limit = self.limit(limit);
+        let remaining: Arc<DashMap<Tenant, u32>> = Arc::default();
+        let weak = Arc::downgrade(&remaining);
+        let name = limit.clone();
+        self.watch_quotas(Box::new(move |f| match weak.upgrade() {
+            Some(remaining) => {
+                for entry in remaining.iter() {
+                    f(entry.key(), &name, *entry.value());
+                }
+                true
+            }
+            None => false,
+        }));
         LimiterReport {
             metrics: self.clone(),
-            limit: self.limit(limit),
+            limit,
+            remaining,
         }
     }
 }
@@ -287,11 +349,14 @@ impl BreakerReport {
 }
 
 /// Reports a limiter plimsoll does not run; see
-/// [`ResilienceMetrics::report_limiter`].
+/// [`ResilienceMetrics::report_limiter`]. Its quota series live as long as
+/// this handle (clones share them).
 #[derive(Clone, Debug)]
 pub struct LimiterReport {
     metrics: ResilienceMetrics,
     limit: Arc<str>,
+    /// Each tenant's last reported quota, read at scrape time.
+    remaining: Arc<DashMap<Tenant, u32>>,
 }
 
 impl LimiterReport {
@@ -303,6 +368,11 @@ impl LimiterReport {
 
     /// `tenant` may still send `remaining` requests at once.
     pub fn remaining(&self, tenant: &Tenant, remaining: u32) {
-        self.metrics.remaining(tenant, &self.limit, remaining);
+        match self.remaining.get_mut(tenant) {
+            Some(mut value) => *value = remaining,
+            None => {
+                self.remaining.insert(tenant.clone(), remaining);
+            }
+        }
     }
 }

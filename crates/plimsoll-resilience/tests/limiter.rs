@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use plimsoll_core::{Telemetry, Tenant};
-use plimsoll_resilience::{Quota, RateLimiter, ResilienceMetrics};
+use plimsoll_resilience::{LimiterClock, Quota, RateLimiter, ResilienceMetrics};
 use tower::{Service, ServiceExt, service_fn};
 
 fn per_second(n: u32) -> Quota {
@@ -20,7 +20,11 @@ fn setup() -> (Telemetry, RateLimiter) {
         .build()
         .unwrap();
     let metrics = ResilienceMetrics::new(&t).unwrap();
-    let limiter = metrics.limiter("api", per_second(2)).build().unwrap();
+    let limiter = metrics
+        .limiter("api", per_second(2))
+        .clock(LimiterClock::Tokio)
+        .build()
+        .unwrap();
     (t, limiter)
 }
 
@@ -88,16 +92,20 @@ async fn a_refused_request_gets_429_with_its_headers_and_counts_for_its_tenant()
     assert_eq!(hits("acme"), Some(1.0));
     assert_eq!(hits("globex"), None);
     let remaining = |tenant: &str| {
-        s.value(
+        t.scrape().value(
             "api_quota_remaining",
             &[("tenant_id", tenant), ("quota_type", "api")],
         )
     };
     assert_eq!(remaining("acme"), Some(0.0));
     assert_eq!(remaining("globex"), Some(1.0));
+    // The quota left is read at the scrape: it comes back with time alone.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert_eq!(remaining("acme"), Some(1.0));
+    assert_eq!(remaining("globex"), Some(2.0));
+    assert_eq!(t.scrape().series_count("api_quota_remaining"), 2);
 
     // Half a second later one request passes again.
-    tokio::time::advance(Duration::from_millis(500)).await;
     assert_eq!(
         svc.clone().oneshot(request(&acme)).await.unwrap().status(),
         200
@@ -242,12 +250,56 @@ fn a_raw_key_never_shares_a_tenants_state() {
     assert_eq!(limiter.keys(), 2);
 }
 
+#[tokio::test(start_paused = true)]
+async fn raw_keys_report_the_quota_of_their_tenant_and_drop_with_the_cleanup() {
+    let (t, limiter) = setup();
+    let acme = t.tenant("acme");
+    let (first, second) = (
+        plimsoll_resilience::LimitKey::from("key-1"),
+        plimsoll_resilience::LimitKey::from("key-2"),
+    );
+    assert!(limiter.check_key(&first, &acme).allowed);
+    assert!(limiter.check_key(&first, &acme).allowed);
+    assert!(limiter.check_key(&second, &acme).allowed);
+    let remaining = || {
+        t.scrape().value(
+            "api_quota_remaining",
+            &[("tenant_id", "acme"), ("quota_type", "api")],
+        )
+    };
+    assert_eq!(remaining(), Some(0.0), "the least of the tenant's keys");
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert_eq!(remaining(), Some(1.0));
+    // Once every key's burst is back and a cleanup has run, no series is left.
+    tokio::time::advance(Duration::from_millis(1_500)).await;
+    limiter.clean();
+    assert_eq!(limiter.keys(), 0);
+    assert_eq!(t.scrape().series_count("api_quota_remaining"), 0);
+}
+
+#[test]
+fn tenants_of_another_telemetry_are_limited_by_their_id() {
+    let (t, limiter) = setup();
+    let elsewhere = Telemetry::builder().build().unwrap();
+    let foreign = elsewhere.tenant("acme");
+    let acme = t.tenant("acme");
+    limiter.set_override(&foreign, "small", per_second(1));
+    assert!(limiter.check(&foreign).allowed);
+    assert!(!limiter.check(&foreign).allowed, "its own quota of 1");
+    // The same id from the limiter's telemetry has its own slot and quota.
+    assert!(limiter.check(&acme).allowed);
+    assert!(limiter.check(&acme).allowed);
+    assert!(!limiter.check(&acme).allowed);
+    assert_eq!(limiter.keys(), 2);
+}
+
 #[test]
 fn the_cleanup_task_starts_again_when_its_runtime_is_gone() {
     let t = Telemetry::builder().build().unwrap();
     let limiter = ResilienceMetrics::new(&t)
         .unwrap()
         .limiter("api", per_second(2))
+        .clock(LimiterClock::Tokio)
         .cleanup_every(Duration::from_secs(5))
         .build()
         .unwrap();

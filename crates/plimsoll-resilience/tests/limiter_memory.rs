@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use plimsoll_core::Telemetry;
-use plimsoll_resilience::{LimitKey, Quota, ResilienceMetrics};
+use plimsoll_resilience::{LimitKey, LimiterClock, Quota, ResilienceMetrics};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
@@ -28,6 +28,7 @@ async fn a_million_keys_leave_no_lasting_memory() {
     let metrics = ResilienceMetrics::new(&t).unwrap();
     let limiter = metrics
         .limiter("api", Quota::per_second(NonZeroU32::new(10).unwrap()))
+        .clock(LimiterClock::Tokio)
         .cleanup_every(Duration::from_secs(30))
         .build()
         .unwrap();

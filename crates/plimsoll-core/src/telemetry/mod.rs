@@ -142,6 +142,36 @@ impl Telemetry {
         self.inner.tenants.resolve(raw)
     }
 
+    /// A small number naming `tenant` among this telemetry's, below
+    /// [`tenant_slots`](Telemetry::tenant_slots): the reserved tenants first
+    /// (`__system__` 0, `__unknown__` 1, `__other__` 2), then admitted
+    /// tenants in the order they were first seen. Tenants are never evicted,
+    /// so a tenant keeps its slot for the life of the telemetry. For
+    /// per-tenant state kept in an array instead of a map (no hashing, no
+    /// lock). `None` for a tenant resolved by another telemetry.
+    ///
+    /// ```
+    /// # let telemetry = plimsoll_core::Telemetry::builder().with_max_tenants(2).build().unwrap();
+    /// use plimsoll_core::Tenant;
+    ///
+    /// assert_eq!(telemetry.tenant_slot(&Tenant::system()), Some(0));
+    /// assert_eq!(telemetry.tenant_slot(&telemetry.tenant("acme")), Some(3));
+    /// assert_eq!(telemetry.tenant_slot(&telemetry.tenant("globex")), Some(4));
+    /// assert_eq!(telemetry.tenant_slot(&telemetry.tenant("acme")), Some(3));
+    /// assert_eq!(telemetry.tenant_slot(&telemetry.tenant("initech")), Some(2)); // __other__
+    /// assert_eq!(telemetry.tenant_slots(), 5);
+    /// ```
+    #[inline]
+    pub fn tenant_slot(&self, tenant: &Tenant) -> Option<usize> {
+        self.inner.tenants.slot(tenant)
+    }
+
+    /// How many tenant slots there are: the three reserved tenants plus
+    /// the bound on distinct tenants.
+    pub fn tenant_slots(&self) -> usize {
+        self.inner.tenants.slots()
+    }
+
     /// Like [`tenant`](Telemetry::tenant) for a raw id in bytes (a header
     /// value): anything that is not a valid id, UTF-8 or not, is `__unknown__`.
     pub fn tenant_from_bytes(&self, raw: &[u8]) -> Tenant {

@@ -163,33 +163,29 @@ where
     }
 
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let tenant = request_tenant(&req);
+        let limiter = &self.layer.limiter;
         let raw = self.layer.key_header.as_ref().and_then(|h| {
             let value = req.headers().get(h)?.to_str().ok()?;
             (!value.is_empty() && value.len() <= MAX_KEY_LEN).then(|| LimitKey::Raw(value.into()))
         });
-        let decision = match raw {
-            Some(key) => self.layer.limiter.check_key(&key, &tenant),
-            None => {
-                // The tenant is the key: no second copy of it.
-                let key = LimitKey::Tenant(tenant);
-                let LimitKey::Tenant(tenant) = &key else {
-                    unreachable!()
-                };
-                self.layer.limiter.check_key(&key, tenant)
-            }
+        // The tenant set by the service's auth is borrowed, not copied.
+        let admitted = match (raw, req.extensions().get::<Tenant>()) {
+            (None, Some(tenant)) => limiter.admit_tenant(tenant),
+            (None, None) => limiter.admit_tenant(&request_tenant(&req)),
+            (Some(key), Some(tenant)) => limiter.admit_key(key, tenant),
+            (Some(key), None) => limiter.admit_key(key, &request_tenant(&req)),
         };
-        if !decision.allowed {
-            return RateLimitFuture {
-                state: State::Refused {
-                    response: Some(refused(self.layer.refusal, &decision)),
+        match admitted {
+            Ok(allowed) => RateLimitFuture {
+                state: State::Called {
+                    inner: self.inner.call(req),
+                    headers: self.layer.headers_on_success.then(|| allowed.decision()),
                 },
-            };
-        }
-        RateLimitFuture {
-            state: State::Called {
-                inner: self.inner.call(req),
-                headers: self.layer.headers_on_success.then_some(decision),
+            },
+            Err(refusal) => RateLimitFuture {
+                state: State::Refused {
+                    response: Some(refused(self.layer.refusal, &refusal)),
+                },
             },
         }
     }

@@ -2,21 +2,25 @@
 //! default quota, per-tenant overrides changeable at run time, and its
 //! keyed state cleaned on an interval so memory follows the active keys.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 pub use governor::Quota;
-use governor::clock::Clock;
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DashMapStateStore;
+use governor::clock::Clock as _;
 use plimsoll_core::Tenant;
 
 use crate::metrics::ResilienceMetrics;
+pub use store::LimiterClock;
+use store::{Clock, Probe, Where};
+use tiers::{Tier, Tiers};
 
 pub(crate) mod layer;
+mod store;
+mod tiers;
 
 /// Marks the cleanup task stopped when dropped.
 struct Running(Weak<Inner>);
@@ -26,19 +30,6 @@ impl Drop for Running {
         if let Some(inner) = self.0.upgrade() {
             inner.cleaner.store(false, Ordering::Release);
         }
-    }
-}
-
-/// governor on tokio's clock, so `tokio::time::pause()` drives it in tests
-/// (outside a paused runtime it is the monotonic clock).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TokioClock;
-
-impl Clock for TokioClock {
-    type Instant = std::time::Instant;
-
-    fn now(&self) -> std::time::Instant {
-        tokio::time::Instant::now().into_std()
     }
 }
 
@@ -102,41 +93,6 @@ impl From<&str> for LimitKey {
     }
 }
 
-type Keyed = governor::RateLimiter<
-    LimitKey,
-    DashMapStateStore<LimitKey, foldhash::fast::RandomState>,
-    TokioClock,
-    StateInformationMiddleware,
->;
-
-/// One quota and the keyed state of the tenants under it.
-struct Tier {
-    name: Arc<str>,
-    quota: Quota,
-    limiter: Keyed,
-}
-
-impl Tier {
-    fn new(name: Arc<str>, quota: Quota) -> Arc<Self> {
-        Arc::new(Self {
-            name,
-            quota,
-            limiter: governor::RateLimiter::dashmap_with_clock_and_hasher(
-                quota,
-                TokioClock,
-                foldhash::fast::RandomState::default(),
-            )
-            .with_middleware::<StateInformationMiddleware>(),
-        })
-    }
-}
-
-/// The default tier and the tenants given another.
-struct Tiers {
-    default: Arc<Tier>,
-    overrides: HashMap<LimitKey, Arc<Tier>>,
-}
-
 /// What a check decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
@@ -150,6 +106,34 @@ pub struct Decision {
     pub reset: Duration,
     /// For a refused request: until one would pass (`Retry-After`).
     pub retry_after: Duration,
+}
+
+/// An allowed request, before its [`Decision`] is worked out (a division
+/// and a multiplication the layer needs only for headers).
+pub(crate) struct Allowed {
+    snapshot: governor::middleware::StateSnapshot,
+    quota: Quota,
+}
+
+impl Allowed {
+    fn decide(admitted: Result<Allowed, Decision>) -> Decision {
+        match admitted {
+            Ok(allowed) => allowed.decision(),
+            Err(refused) => refused,
+        }
+    }
+
+    pub(crate) fn decision(&self) -> Decision {
+        let limit = self.quota.burst_size().get();
+        let remaining = self.snapshot.remaining_burst_capacity();
+        Decision {
+            allowed: true,
+            limit,
+            remaining,
+            reset: self.quota.replenish_interval() * (limit - remaining),
+            retry_after: Duration::ZERO,
+        }
+    }
 }
 
 /// An invalid limiter setting; the message names the field.
@@ -172,9 +156,17 @@ pub struct LimiterBuilder {
     name: String,
     quota: Quota,
     cleanup: Duration,
+    clock: LimiterClock,
 }
 
 impl LimiterBuilder {
+    /// The clock the limiter keeps time by (default [`LimiterClock::Fast`];
+    /// [`LimiterClock::Tokio`] for tests on tokio's paused clock).
+    pub fn clock(mut self, clock: LimiterClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// How often the keyed state of tenants no longer limited is dropped
     /// (default 60 s).
     pub fn cleanup_every(mut self, interval: Duration) -> Self {
@@ -189,19 +181,20 @@ impl LimiterBuilder {
                 field: "cleanup_every",
             });
         }
-        let default = Tier::new(self.metrics.tier("default"), self.quota);
-        Ok(RateLimiter {
-            inner: Arc::new(Inner {
-                name: self.metrics.limit(&self.name),
-                tiers: RwLock::new(Arc::new(Tiers {
-                    default,
-                    overrides: HashMap::new(),
-                })),
-                cleanup: self.cleanup,
-                cleaner: AtomicBool::new(false),
-                metrics: self.metrics,
-            }),
-        })
+        let clock = Clock::new(self.clock);
+        let slots = self.metrics.telemetry().tenant_slots();
+        let default = Tier::new(self.metrics.tier("default"), self.quota, clock, slots);
+        let inner = Arc::new(Inner {
+            name: self.metrics.limit(&self.name),
+            tiers: ArcSwap::from_pointee(Tiers::new(default)),
+            clock,
+            slots,
+            cleanup: self.cleanup,
+            cleaner: AtomicBool::new(false),
+            metrics: self.metrics.clone(),
+        });
+        self.metrics.watch_limiter(Arc::downgrade(&inner));
+        Ok(RateLimiter { inner })
     }
 }
 
@@ -215,6 +208,7 @@ impl ResilienceMetrics {
             name: name.to_string(),
             quota,
             cleanup: Duration::from_secs(60),
+            clock: LimiterClock::default(),
         }
     }
 }
@@ -228,13 +222,39 @@ pub struct RateLimiter {
 
 pub(crate) struct Inner {
     pub(crate) name: Arc<str>,
-    /// Read at every check; replaced whole when a quota changes.
-    tiers: RwLock<Arc<Tiers>>,
+    /// Read at every check (without a lock: no cache line written by every
+    /// call); replaced whole when a quota changes.
+    tiers: ArcSwap<Tiers>,
+    clock: Clock,
+    /// The telemetry's tenant slots (each tier's store has one per slot).
+    slots: usize,
     cleanup: Duration,
     /// Whether the cleanup task runs: started by the first check made in a
     /// runtime, and again if that runtime shut down.
     cleaner: AtomicBool,
     pub(crate) metrics: ResilienceMetrics,
+}
+
+impl Inner {
+    /// Each key's remaining quota now, with the tenant it is for, for a
+    /// scrape. Only the tier a key is under now is read (state left in
+    /// another by a changed quota is not its quota).
+    pub(crate) fn read_quotas(&self, f: &mut dyn FnMut(&Tenant, &Arc<str>, u32)) {
+        let tiers = self.tiers.load_full();
+        for tier in tiers.distinct() {
+            let now = tier.now();
+            tier.store.each(|at, tenant, tat| {
+                if Arc::ptr_eq(tiers.of(at), tier) {
+                    f(tenant, &self.name, tier.remaining(tat, now));
+                }
+            });
+        }
+    }
+
+    /// A tier for `quota` named `name`.
+    fn tier(&self, name: Arc<str>, quota: Quota) -> Arc<Tier> {
+        Tier::new(name, quota, self.clock, self.slots)
+    }
 }
 
 impl fmt::Debug for RateLimiter {
@@ -248,16 +268,13 @@ impl fmt::Debug for RateLimiter {
 
 impl RateLimiter {
     fn tiers(&self) -> Arc<Tiers> {
-        self.inner
-            .tiers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.tiers.load_full()
     }
 
-    fn update(&self, change: impl FnOnce(&Tiers) -> Tiers) {
-        let mut tiers = self.inner.tiers.write().unwrap_or_else(|e| e.into_inner());
-        *tiers = Arc::new(change(&tiers));
+    /// Replaces the tiers with `change` of them (run again if another
+    /// change landed meanwhile).
+    fn update(&self, change: impl Fn(&Tiers) -> Tiers) {
+        self.inner.tiers.rcu(|tiers| change(tiers));
     }
 
     /// Gives `key` (a tenant, or a raw key) the quota `quota`, as the tier
@@ -266,40 +283,29 @@ impl RateLimiter {
     /// keyed state (each key its own entry in it).
     pub fn set_override(&self, key: impl Into<LimitKey>, tier: &str, quota: Quota) {
         let key = key.into();
-        let tier = self.inner.metrics.tier(tier);
+        let name = self.inner.metrics.tier(tier);
+        let telemetry = self.inner.metrics.telemetry();
         self.update(|tiers| {
-            let existing = std::iter::once(&tiers.default)
-                .chain(tiers.overrides.values())
-                .find(|t| t.name == tier && t.quota == quota)
+            let existing = tiers
+                .distinct()
+                .into_iter()
+                .find(|t| t.name == name && t.quota == quota)
                 .cloned();
-            let mut overrides = tiers.overrides.clone();
-            overrides.insert(key, existing.unwrap_or_else(|| Tier::new(tier, quota)));
-            Tiers {
-                default: tiers.default.clone(),
-                overrides,
-            }
+            let tier = existing.unwrap_or_else(|| self.inner.tier(name.clone(), quota));
+            tiers.with(&key, Some(tier), telemetry)
         });
     }
 
     /// Puts `key` back on the default quota.
     pub fn remove_override(&self, key: impl Into<LimitKey>) {
         let key = key.into();
-        self.update(|tiers| {
-            let mut overrides = tiers.overrides.clone();
-            overrides.remove(&key);
-            Tiers {
-                default: tiers.default.clone(),
-                overrides,
-            }
-        });
+        let telemetry = self.inner.metrics.telemetry();
+        self.update(|tiers| tiers.with(&key, None, telemetry));
     }
 
     /// Changes the default quota (tenants start afresh under it).
     pub fn set_default(&self, quota: Quota) {
-        self.update(|tiers| Tiers {
-            default: Tier::new(tiers.default.name.clone(), quota),
-            overrides: tiers.overrides.clone(),
-        });
+        self.update(|tiers| tiers.with_default(self.inner.tier(tiers.default.name.clone(), quota)));
     }
 
     /// The quota `key` is under.
@@ -314,45 +320,67 @@ impl RateLimiter {
 
     /// Checks one request of `tenant`, keyed by the tenant.
     pub fn check(&self, tenant: &Tenant) -> Decision {
-        self.check_key(&LimitKey::Tenant(tenant.clone()), tenant)
+        Allowed::decide(self.admit_tenant(tenant))
     }
 
     /// Checks one request keyed by `key`, made for `tenant` (the series'
-    /// tenant): counts a refusal, sets the quota it has left.
+    /// tenant): counts a refusal. The quota left is read at scrape time.
     pub fn check_key(&self, key: &LimitKey, tenant: &Tenant) -> Decision {
+        Allowed::decide(match key {
+            LimitKey::Tenant(keyed) => self.admit(&self.tenant_probe(keyed), keyed, tenant),
+            LimitKey::Raw(_) => self.admit(&Probe::Key(key.clone()), tenant, tenant),
+        })
+    }
+
+    /// How the state of requests keyed by `tenant` is found: its slot, for
+    /// a tenant of the limiter's telemetry.
+    #[inline]
+    fn tenant_probe(&self, tenant: &Tenant) -> Probe {
+        match self.inner.metrics.telemetry().tenant_slot(tenant) {
+            Some(slot) if slot < self.inner.slots => Probe::Tenant(slot),
+            _ => Probe::Key(LimitKey::Tenant(tenant.clone())),
+        }
+    }
+
+    /// A request keyed by its tenant, the details of an allowed one left
+    /// to be worked out only when asked for.
+    #[inline]
+    pub(crate) fn admit_tenant(&self, tenant: &Tenant) -> Result<Allowed, Decision> {
+        self.admit(&self.tenant_probe(tenant), tenant, tenant)
+    }
+
+    /// A request keyed by `key` (raw), made for `tenant`.
+    pub(crate) fn admit_key(&self, key: LimitKey, tenant: &Tenant) -> Result<Allowed, Decision> {
+        self.admit(&Probe::Key(key), tenant, tenant)
+    }
+
+    /// Checks the request probed so; `owner` is the tenant whose quota the
+    /// key is (noted for scrapes), `tenant` the request's (its refusal's
+    /// series).
+    fn admit(&self, probe: &Probe, owner: &Tenant, tenant: &Tenant) -> Result<Allowed, Decision> {
         self.start_cleaner();
-        let tiers = self.inner.tiers.read().unwrap_or_else(|e| e.into_inner());
-        let tier = if tiers.overrides.is_empty() {
-            &tiers.default
-        } else {
-            tiers.overrides.get(key).unwrap_or(&tiers.default)
-        };
-        let limit = tier.quota.burst_size().get();
-        let per_request = tier.quota.replenish_interval();
-        let metrics = &self.inner.metrics;
-        match tier.limiter.check_key(key) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                metrics.remaining(tenant, &self.inner.name, remaining);
-                Decision {
-                    allowed: true,
-                    limit,
-                    remaining,
-                    reset: per_request * (limit - remaining),
-                    retry_after: Duration::ZERO,
-                }
-            }
+        let tiers = self.inner.tiers.load();
+        let tier = tiers.of(match probe {
+            Probe::Tenant(slot) => Where::Tenant(*slot),
+            Probe::Key(key) => Where::Key(key),
+        });
+        tier.store.note(probe, owner);
+        match tier.limiter.check_key(probe) {
+            Ok(snapshot) => Ok(Allowed {
+                snapshot,
+                quota: tier.quota,
+            }),
             Err(not_until) => {
-                metrics.hit(tenant, &self.inner.name, &tier.name);
-                metrics.remaining(tenant, &self.inner.name, 0);
-                let wait = not_until.wait_time_from(TokioClock.now());
-                Decision {
+                self.inner.metrics.hit(tenant, &self.inner.name, &tier.name);
+                let wait = not_until.wait_time_from(tier.limiter.clock().now());
+                let limit = tier.quota.burst_size().get();
+                Err(Decision {
                     allowed: false,
                     limit,
                     remaining: 0,
-                    reset: wait + per_request * (limit - 1),
+                    reset: wait + tier.quota.replenish_interval() * (limit - 1),
                     retry_after: wait,
-                }
+                })
             }
         }
     }
@@ -361,25 +389,14 @@ impl RateLimiter {
     /// request starts with a full burst, as it would anyway) and gives the
     /// memory back. The limiter runs this itself on its cleanup interval.
     pub fn clean(&self) {
-        let tiers = self.tiers();
-        for tier in std::iter::once(&tiers.default).chain(tiers.overrides.values()) {
-            tier.limiter.retain_recent();
-            tier.limiter.shrink_to_fit();
+        for tier in self.tiers().distinct() {
+            tier.clean();
         }
     }
 
     /// Keys with keyed state now.
     pub fn keys(&self) -> usize {
-        let tiers = self.tiers();
-        let mut seen: Vec<*const Tier> = Vec::new();
-        let mut keys = 0;
-        for tier in std::iter::once(&tiers.default).chain(tiers.overrides.values()) {
-            if !seen.contains(&Arc::as_ptr(tier)) {
-                seen.push(Arc::as_ptr(tier));
-                keys += tier.limiter.len();
-            }
-        }
-        keys
+        self.tiers().distinct().iter().map(|t| t.store.len()).sum()
     }
 
     /// Starts the cleanup task on the current runtime unless it runs; it
