@@ -99,6 +99,9 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
         r#"slo_compliance_percentage{tenant_id="__system__",slo_name="orders-availability",service="orders-api",window="5m",environment="test"} 100"#,
         r#"slo_burn_rate{tenant_id="__system__",slo_name="orders-availability",service="orders-api",window="1h",environment="test"} 0"#,
         r#"error_budget_remaining_percentage{tenant_id="__system__",slo_name="orders-availability",service="orders-api",environment="test"} 100"#,
+        // The test's runtime: one thread.
+        r#"tokio_workers{tenant_id="__system__",environment="test"} 1"#,
+        r#"tokio_worker_busy_seconds_total{tenant_id="__system__",worker="0",environment="test"} "#,
     ] {
         assert!(text.contains(line), "{line}\n{text}");
     }
@@ -129,6 +132,7 @@ async fn a_burst_from_one_tenant_is_limited_while_the_others_are_served() {
     let (addr, server) = example::serve_loopback(&t, db, None).await;
     let trial = format!("x-tenant-id: {}\r\n", example::TRIAL_TENANT);
     let mut refused = 0;
+    let burst = std::time::Instant::now();
     for _ in 0..20 {
         let answer = request(addr, &get("/api/v1/orders", &trial)).await;
         if answer.starts_with("HTTP/1.1 429") {
@@ -169,7 +173,10 @@ async fn a_burst_from_one_tenant_is_limited_while_the_others_are_served() {
             .parse()
             .unwrap()
     };
-    assert!(remaining("trial") < 5.0, "{text}");
+    // (Unless this machine took 2 s since the burst: by then it is back.)
+    if burst.elapsed() < std::time::Duration::from_secs(2) {
+        assert!(remaining("trial") < 5.0, "{text}");
+    }
     assert!(remaining("acme") >= 30.0, "{text}");
     server.abort();
 }

@@ -83,9 +83,15 @@ pub(crate) fn interleaved(title: &str, rounds: usize, variants: &mut [Round<'_>]
     for (_, round) in variants.iter_mut() {
         round();
     }
-    for _ in 0..rounds {
-        for (i, (_, round)) in variants.iter_mut().enumerate() {
-            samples[i].push(round());
+    for r in 0..rounds {
+        // Every other round in the reverse order, so that no variant always
+        // runs first.
+        let mut order: Vec<usize> = (0..variants.len()).collect();
+        if r % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            samples[i].push((variants[i].1)());
         }
     }
     let median = |mut v: Vec<f64>| {

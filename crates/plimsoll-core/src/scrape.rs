@@ -224,25 +224,27 @@ impl<L: LabelSet> ScrapeWriter<'_, L> {
             self.fold(label, value);
             return;
         }
-        let key = (label.clone(), Some(labels.clone()));
-        if !tenant.is_overflow()
-            && let Some(&at) = self.index.get(&key)
-        {
-            self.series[at].2 = value;
-            return;
-        }
-        if tenant.is_overflow() {
+        // The tenants past the tenant bound share `__other__` and keep their
+        // labels, as in recorded families: their values add up.
+        let shared = tenant.is_overflow();
+        if shared {
             self.family.overflow(true).inc();
         }
-        if !tenant.is_overflow() && self.regular < self.family.max_series {
+        let key = (label.clone(), Some(labels.clone()));
+        if let Some(&at) = self.index.get(&key) {
+            match shared {
+                true => add(&mut self.series[at].2, &value),
+                false => self.series[at].2 = value,
+            }
+            return;
+        }
+        if self.regular < self.family.max_series {
             self.regular += 1;
             self.index.insert(key, self.series.len());
             self.series.push((label, Some(labels.clone()), value));
             return;
         }
-        if self.regular >= self.family.max_series {
-            self.family.overflow(false).inc();
-        }
+        self.family.overflow(false).inc();
         self.fold(label, value);
     }
 
@@ -250,18 +252,23 @@ impl<L: LabelSet> ScrapeWriter<'_, L> {
     fn fold(&mut self, label: TenantLabel, value: Value) {
         let overflow_key = (label.clone(), None);
         match self.index.get(&overflow_key) {
-            Some(&at) => match (&mut self.series[at].2, &value) {
-                (Value::Number(sum), Value::Number(v)) => *sum += *v,
-                (Value::Histogram(sum), Value::Histogram(v)) => {
-                    sum.merge(v);
-                }
-                _ => {}
-            },
+            Some(&at) => add(&mut self.series[at].2, &value),
             None => {
                 self.index.insert(overflow_key, self.series.len());
                 self.series.push((label, None, value));
             }
         }
+    }
+}
+
+/// Adds `value` into `sum` (numbers to numbers, histograms to histograms).
+fn add(sum: &mut Value, value: &Value) {
+    match (sum, value) {
+        (Value::Number(sum), Value::Number(v)) => *sum += *v,
+        (Value::Histogram(sum), Value::Histogram(v)) => {
+            sum.merge(v);
+        }
+        _ => {}
     }
 }
 

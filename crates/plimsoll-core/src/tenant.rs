@@ -329,9 +329,10 @@ impl TenantRegistry {
     #[inline]
     pub(crate) fn slot(&self, tenant: &Tenant) -> Option<usize> {
         match tenant.state {
-            TenantState::Admitted { registry, index } => {
-                (registry == self.id).then_some(RESERVED_SLOTS + index as usize)
+            TenantState::Admitted { registry, index } if registry == self.id => {
+                RESERVED_SLOTS.checked_add(usize::try_from(index).ok()?)
             }
+            TenantState::Admitted { .. } => None,
             TenantState::Overflow => Some(2),
             TenantState::Reserved if tenant.as_str() == SYSTEM => Some(0),
             TenantState::Reserved => Some(1),

@@ -272,7 +272,9 @@ impl ResilienceMetrics {
     }
 
     /// Reports a limiter plimsoll does not run: count refused requests and
-    /// the quota left, under the same series as its own limiters.
+    /// the quota left, under the same series as its own limiters. Keep the
+    /// handle (clone it where it is needed): the quota left it reports is
+    /// read at scrape time while it lives, and goes with it.
     pub fn report_limiter(&self, limit: &str) -> LimiterReport {
         let limit = self.limit(limit);
         let remaining: Arc<DashMap<Tenant, u32>> = Arc::default();

@@ -278,19 +278,57 @@ async fn raw_keys_report_the_quota_of_their_tenant_and_drop_with_the_cleanup() {
 }
 
 #[test]
-fn tenants_of_another_telemetry_are_limited_by_their_id() {
+fn a_tenant_of_another_telemetry_is_the_tenant_of_the_same_id() {
     let (t, limiter) = setup();
     let elsewhere = Telemetry::builder().build().unwrap();
     let foreign = elsewhere.tenant("acme");
     let acme = t.tenant("acme");
+    // An override given through either is the tenant's, read through either.
     limiter.set_override(&foreign, "small", per_second(1));
+    assert_eq!(limiter.quota_of(&acme), per_second(1));
     assert!(limiter.check(&foreign).allowed);
-    assert!(!limiter.check(&foreign).allowed, "its own quota of 1");
-    // The same id from the limiter's telemetry has its own slot and quota.
-    assert!(limiter.check(&acme).allowed);
-    assert!(limiter.check(&acme).allowed);
-    assert!(!limiter.check(&acme).allowed);
-    assert_eq!(limiter.keys(), 2);
+    assert!(!limiter.check(&acme).allowed, "one state, its quota of 1");
+    limiter.remove_override(&foreign);
+    assert_eq!(limiter.quota_of(&acme), per_second(2));
+    limiter.set_override(t.tenant("globex"), "big", per_second(9));
+    assert_eq!(
+        limiter.quota_of(&foreign),
+        per_second(2),
+        "back on the default, whatever other overrides there are"
+    );
+}
+
+#[test]
+fn tenants_past_the_bound_keep_the_limit_they_are_under() {
+    let t = Telemetry::builder()
+        .with_process_metrics(false)
+        .with_max_tenants(1)
+        .build()
+        .unwrap();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let limiter = |name: &str, n: u32| {
+        let quota = per_second(n);
+        metrics.limiter(name, quota).build().unwrap()
+    };
+    let (api, search) = (limiter("api", 3), limiter("search", 5));
+    let (acme, globex, initech) = (t.tenant("acme"), t.tenant("globex"), t.tenant("initech"));
+    assert_eq!(globex.as_str(), "__other__");
+    api.check(&acme);
+    api.check(&globex);
+    api.check(&initech);
+    search.check(&globex);
+    let s = t.scrape();
+    let remaining = |tenant: &str, limit: &str| {
+        s.value(
+            "api_quota_remaining",
+            &[("tenant_id", tenant), ("quota_type", limit)],
+        )
+    };
+    assert_eq!(remaining("acme", "api"), Some(2.0));
+    // globex and initech share `__other__`'s state: 3 - 2 left under api.
+    assert_eq!(remaining("__other__", "api"), Some(1.0));
+    assert_eq!(remaining("__other__", "search"), Some(4.0));
+    assert_eq!(s.series_count("api_quota_remaining"), 3);
 }
 
 #[test]

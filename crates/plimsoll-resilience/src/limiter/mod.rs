@@ -2,6 +2,7 @@
 //! default quota, per-tenant overrides changeable at run time, and its
 //! keyed state cleaned on an interval so memory follows the active keys.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -15,7 +16,7 @@ use plimsoll_core::Tenant;
 
 use crate::metrics::ResilienceMetrics;
 pub use store::LimiterClock;
-use store::{Clock, Probe, Where};
+use store::{Clock, Probe};
 use tiers::{Tier, Tiers};
 
 pub(crate) mod layer;
@@ -92,6 +93,9 @@ impl From<&str> for LimitKey {
         LimitKey::Raw(key.into())
     }
 }
+
+/// Tenant slots a tier's store has at most (see [`Store`](store::Store)).
+const MAX_SLOTS: usize = 1 << 20;
 
 /// What a check decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,7 +186,9 @@ impl LimiterBuilder {
             });
         }
         let clock = Clock::new(self.clock);
-        let slots = self.metrics.telemetry().tenant_slots();
+        // Tenants past this many (a bound set very high) keep their state
+        // in the map, so that no tier allocates a table for them all.
+        let slots = self.metrics.telemetry().tenant_slots().min(MAX_SLOTS);
         let default = Tier::new(self.metrics.tier("default"), self.quota, clock, slots);
         let inner = Arc::new(Inner {
             name: self.metrics.limit(&self.name),
@@ -282,9 +288,9 @@ impl RateLimiter {
     /// next request. Keys given the same tier name and quota share one
     /// keyed state (each key its own entry in it).
     pub fn set_override(&self, key: impl Into<LimitKey>, tier: &str, quota: Quota) {
-        let key = key.into();
+        let key = self.local_key(key.into());
+        let slot = self.key_slot(&key);
         let name = self.inner.metrics.tier(tier);
-        let telemetry = self.inner.metrics.telemetry();
         self.update(|tiers| {
             let existing = tiers
                 .distinct()
@@ -292,15 +298,15 @@ impl RateLimiter {
                 .find(|t| t.name == name && t.quota == quota)
                 .cloned();
             let tier = existing.unwrap_or_else(|| self.inner.tier(name.clone(), quota));
-            tiers.with(&key, Some(tier), telemetry)
+            tiers.with(&key, slot, Some(tier))
         });
     }
 
     /// Puts `key` back on the default quota.
     pub fn remove_override(&self, key: impl Into<LimitKey>) {
-        let key = key.into();
-        let telemetry = self.inner.metrics.telemetry();
-        self.update(|tiers| tiers.with(&key, None, telemetry));
+        let key = self.local_key(key.into());
+        let slot = self.key_slot(&key);
+        self.update(|tiers| tiers.with(&key, slot, None));
     }
 
     /// Changes the default quota (tenants start afresh under it).
@@ -310,12 +316,11 @@ impl RateLimiter {
 
     /// The quota `key` is under.
     pub fn quota_of(&self, key: impl Into<LimitKey>) -> Quota {
-        let tiers = self.tiers();
-        tiers
-            .overrides
-            .get(&key.into())
-            .unwrap_or(&tiers.default)
-            .quota
+        let probe = match self.local_key(key.into()) {
+            LimitKey::Tenant(tenant) => self.tenant_probe(&tenant),
+            raw => Probe::Key(raw),
+        };
+        self.tiers().of(probe.at()).quota
     }
 
     /// Checks one request of `tenant`, keyed by the tenant.
@@ -327,18 +332,56 @@ impl RateLimiter {
     /// tenant): counts a refusal. The quota left is read at scrape time.
     pub fn check_key(&self, key: &LimitKey, tenant: &Tenant) -> Decision {
         Allowed::decide(match key {
-            LimitKey::Tenant(keyed) => self.admit(&self.tenant_probe(keyed), keyed, tenant),
+            LimitKey::Tenant(keyed) => {
+                let local = self.local(keyed);
+                self.admit(&self.tenant_probe(&local), &local, tenant)
+            }
             LimitKey::Raw(_) => self.admit(&Probe::Key(key.clone()), tenant, tenant),
         })
     }
 
-    /// How the state of requests keyed by `tenant` is found: its slot, for
-    /// a tenant of the limiter's telemetry.
+    /// `tenant` as the limiter's telemetry knows it: a tenant of another
+    /// telemetry is adopted by its id, so that it has the same state,
+    /// quota and series as that tenant.
+    #[inline]
+    fn local<'a>(&self, tenant: &'a Tenant) -> Cow<'a, Tenant> {
+        let telemetry = self.inner.metrics.telemetry();
+        match telemetry.tenant_slot(tenant) {
+            Some(_) => Cow::Borrowed(tenant),
+            None => Cow::Owned(telemetry.adopt(tenant)),
+        }
+    }
+
+    /// The slot of a (local) key, for a tenant that has one.
+    fn key_slot(&self, key: &LimitKey) -> Option<usize> {
+        match key {
+            LimitKey::Tenant(tenant) => self.slot_of(tenant),
+            LimitKey::Raw(_) => None,
+        }
+    }
+
+    /// `key`, its tenant (if it is one) made local.
+    fn local_key(&self, key: LimitKey) -> LimitKey {
+        match key {
+            LimitKey::Tenant(tenant) => LimitKey::Tenant(self.local(&tenant).into_owned()),
+            raw => raw,
+        }
+    }
+
+    /// The slot of a (local) tenant key, when the stores have one for it.
+    #[inline]
+    fn slot_of(&self, tenant: &Tenant) -> Option<usize> {
+        let slot = self.inner.metrics.telemetry().tenant_slot(tenant)?;
+        (slot < self.inner.slots).then_some(slot)
+    }
+
+    /// How the state of requests keyed by a local `tenant` is found: its
+    /// slot (else, past the stores' slots, the map).
     #[inline]
     fn tenant_probe(&self, tenant: &Tenant) -> Probe {
-        match self.inner.metrics.telemetry().tenant_slot(tenant) {
-            Some(slot) if slot < self.inner.slots => Probe::Tenant(slot),
-            _ => Probe::Key(LimitKey::Tenant(tenant.clone())),
+        match self.slot_of(tenant) {
+            Some(slot) => Probe::Tenant(slot),
+            None => Probe::Key(LimitKey::Tenant(tenant.clone())),
         }
     }
 
@@ -346,7 +389,8 @@ impl RateLimiter {
     /// to be worked out only when asked for.
     #[inline]
     pub(crate) fn admit_tenant(&self, tenant: &Tenant) -> Result<Allowed, Decision> {
-        self.admit(&self.tenant_probe(tenant), tenant, tenant)
+        let local = self.local(tenant);
+        self.admit(&self.tenant_probe(&local), &local, tenant)
     }
 
     /// A request keyed by `key` (raw), made for `tenant`.
@@ -360,10 +404,7 @@ impl RateLimiter {
     fn admit(&self, probe: &Probe, owner: &Tenant, tenant: &Tenant) -> Result<Allowed, Decision> {
         self.start_cleaner();
         let tiers = self.inner.tiers.load();
-        let tier = tiers.of(match probe {
-            Probe::Tenant(slot) => Where::Tenant(*slot),
-            Probe::Key(key) => Where::Key(key),
-        });
+        let tier = tiers.of(probe.at());
         tier.store.note(probe, owner);
         match tier.limiter.check_key(probe) {
             Ok(snapshot) => Ok(Allowed {

@@ -98,11 +98,15 @@ impl Slot {
     /// Forgets the TAT if it is at or before `drop_below` (the full burst
     /// is back); whether it was.
     fn forget(&self, drop_below: u64) -> bool {
-        self.tat
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
-                (tat <= drop_below).then_some(0)
-            })
-            .is_ok()
+        let tat = self.tat.load(Ordering::Relaxed);
+        // A slot never used, or already forgotten, is left unwritten.
+        tat != 0
+            && self
+                .tat
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+                    (tat <= drop_below).then_some(0)
+                })
+                .is_ok()
     }
 }
 
@@ -113,6 +117,17 @@ impl Slot {
 pub(crate) enum Probe {
     Tenant(usize),
     Key(LimitKey),
+}
+
+impl Probe {
+    /// Where the state it finds is.
+    #[inline]
+    pub(crate) fn at(&self) -> Where<'_> {
+        match self {
+            Probe::Tenant(slot) => Where::Tenant(*slot),
+            Probe::Key(key) => Where::Key(key),
+        }
+    }
 }
 
 /// Tenant slots are allocated this many at a time, when first used.

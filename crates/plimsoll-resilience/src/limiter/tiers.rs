@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use governor::clock::Clock as _;
 use governor::middleware::StateInformationMiddleware;
-use plimsoll_core::Telemetry;
 
 use super::store::{Clock, Probe, Store, Where};
 use super::{LimitKey, Quota};
@@ -113,13 +112,15 @@ impl Tiers {
         tiers
     }
 
-    /// These tiers with `key` under `tier` (or the default, for `None`).
-    pub(super) fn with(&self, key: &LimitKey, tier: Option<Arc<Tier>>, t: &Telemetry) -> Self {
+    /// These tiers with `key` (a tenant's when `slot` is its tenant slot)
+    /// under `tier`, or back on the default for `None`.
+    pub(super) fn with(
+        &self,
+        key: &LimitKey,
+        slot: Option<usize>,
+        tier: Option<Arc<Tier>>,
+    ) -> Self {
         let (mut overrides, mut by_slot) = (self.overrides.clone(), self.by_slot.clone());
-        let slot = match key {
-            LimitKey::Tenant(tenant) => t.tenant_slot(tenant),
-            LimitKey::Raw(_) => None,
-        };
         match tier {
             Some(tier) => {
                 if let Some(slot) = slot {
