@@ -358,6 +358,9 @@ pub(crate) async fn app_with(
     let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM orders")
         .fetch_one(&db)
         .await?;
+    // The runtime's workers, tasks and queues, read at each scrape.
+    plimsoll::runtime::register(telemetry, &tokio::runtime::Handle::current())
+        .expect("the runtime families register once per telemetry");
     // Health: probes read the last results of checks run every 5 s.
     let mut health = Health::builder(telemetry)
         .service("orders-api")

@@ -53,3 +53,8 @@ pub use plimsoll_otlp as otlp;
 /// checks and graceful shutdown (feature `health`).
 #[cfg(feature = "health")]
 pub use plimsoll_health as health;
+
+/// Tokio runtime metrics: workers, tasks, queues, busy time, read at
+/// scrape time (feature `runtime`).
+#[cfg(feature = "runtime")]
+pub use plimsoll_runtime as runtime;

@@ -45,6 +45,13 @@ fn docs_catalogue_tables_are_the_declarations() {
         check(&doc, "OTLP", plimsoll::otlp::FAMILIES, naming);
         #[cfg(feature = "health")]
         check(&doc, "health", plimsoll::health::FAMILIES, naming);
+        #[cfg(feature = "runtime")]
+        check(
+            &doc,
+            "tokio runtime",
+            plimsoll::runtime::families::ALL,
+            naming,
+        );
     }
     #[cfg(feature = "http")]
     {

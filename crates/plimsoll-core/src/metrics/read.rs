@@ -59,6 +59,17 @@ impl HistogramSnapshot {
         }
     }
 
+    /// A snapshot of counts kept elsewhere: `counts` per bucket (not
+    /// cumulative, `+Inf` last, so one more than `bounds`) and their `sum`;
+    /// `None` when the lengths disagree.
+    pub fn from_counts(bounds: &[f64], counts: Vec<u64>, sum: f64) -> Option<Self> {
+        (counts.len() == bounds.len() + 1).then(|| Self {
+            bounds: bounds.into(),
+            counts,
+            sum,
+        })
+    }
+
     /// Records one observation (for snapshots built by hand, e.g. for
     /// scrape-time histograms).
     pub fn observe(&mut self, value: f64) {

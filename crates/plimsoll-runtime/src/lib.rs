@@ -1,0 +1,162 @@
+//! Tokio runtime metrics for plimsoll: workers, alive tasks, queue depths,
+//! each worker's busy time and parks, read from the runtime at each scrape
+//! (nothing on the request path).
+//!
+//! ```
+//! use plimsoll_core::Telemetry;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = tokio::runtime::Builder::new_multi_thread()
+//!     .worker_threads(2)
+//!     .build()?;
+//! let telemetry = Telemetry::builder().build()?;
+//! plimsoll_runtime::register(&telemetry, runtime.handle())?;
+//!
+//! let text = telemetry.encode(plimsoll_core::Format::Prometheus);
+//! assert!(text.contains("tokio_workers{tenant_id=\"__system__\"} 2\n"));
+//! assert!(text.contains("tokio_worker_busy_seconds_total{tenant_id=\"__system__\",worker=\"1\"}"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What is read
+//!
+//! | metric | type | labels (plus `tenant_id`, always `__system__`) |
+//! |---|---|---|
+//! | `tokio_workers` | gauge | — |
+//! | `tokio_alive_tasks` | gauge | — |
+//! | `tokio_global_queue_depth` | gauge | — |
+//! | `tokio_worker_busy_seconds_total` | counter | worker |
+//! | `tokio_worker_parks_total` | counter | worker |
+//!
+//! Built with `RUSTFLAGS="--cfg tokio_unstable"`, tokio offers more, and
+//! they are read too: `tokio_blocking_threads`,
+//! `tokio_idle_blocking_threads`, `tokio_blocking_queue_depth`,
+//! `tokio_budget_forced_yields_total`, `tokio_spawned_tasks_total`,
+//! `tokio_worker_polls_total{worker}`, `tokio_worker_steals_total{worker}`,
+//! `tokio_worker_local_queue_depth{worker}`, and the histograms
+//! `tokio_poll_time_seconds` (when the runtime was built with
+//! `enable_metrics_poll_time_histogram()`) and
+//! `tokio_schedule_delay_seconds` (with this crate's feature
+//! `schedule-latency` and `enable_metrics_schedule_latency_histogram()`),
+//! in the runtime's own buckets (tokio keeps no sum: `_sum` is estimated
+//! from the buckets' midpoints).
+//!
+//! A scrape reads a few counters per worker: about a microsecond for an
+//! 8-worker runtime (`benches/runtime.rs`).
+
+pub mod families;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use plimsoll_core::{RegisterError, Telemetry, Tenant};
+use tokio::runtime::Handle;
+
+use families::WorkerLabels;
+
+/// Registers the runtime families on `telemetry`, read from the runtime
+/// `handle` points at (for example `tokio::runtime::Handle::current()`
+/// inside `#[tokio::main]`) at each scrape. Once per telemetry: a second
+/// call is a [`RegisterError`].
+pub fn register(telemetry: &Telemetry, handle: &Handle) -> Result<(), RegisterError> {
+    let workers: Arc<[WorkerLabels]> = (0..handle.metrics().num_workers())
+        .map(|i| WorkerLabels {
+            worker: i.to_string().into(),
+        })
+        .collect();
+    single(telemetry, &families::WORKERS, handle, |m| {
+        m.num_workers() as f64
+    })?;
+    single(telemetry, &families::ALIVE_TASKS, handle, |m| {
+        m.num_alive_tasks() as f64
+    })?;
+    single(telemetry, &families::GLOBAL_QUEUE_DEPTH, handle, |m| {
+        m.global_queue_depth() as f64
+    })?;
+    per_worker(
+        telemetry,
+        &families::WORKER_BUSY,
+        handle,
+        &workers,
+        |m, w| m.worker_total_busy_duration(w).as_secs_f64(),
+    )?;
+    per_worker(
+        telemetry,
+        &families::WORKER_PARKS,
+        handle,
+        &workers,
+        |m, w| m.worker_park_count(w) as f64,
+    )?;
+    #[cfg(tokio_unstable)]
+    unstable::register(telemetry, handle, &workers)?;
+    Ok(())
+}
+
+type Metrics = tokio::runtime::RuntimeMetrics;
+
+/// A family with one `__system__` series, read by `read`.
+fn single(
+    telemetry: &Telemetry,
+    family: &plimsoll_core::family::FamilyDecl,
+    handle: &Handle,
+    read: fn(&Metrics) -> f64,
+) -> Result<(), RegisterError> {
+    let handle = handle.clone();
+    telemetry.declare_scraped::<()>(family, move |out| {
+        let _ = out.set(&Tenant::system(), &(), read(&handle.metrics()));
+    })
+}
+
+/// A family with one series per worker, read by `read`.
+fn per_worker(
+    telemetry: &Telemetry,
+    family: &plimsoll_core::family::FamilyDecl,
+    handle: &Handle,
+    workers: &Arc<[WorkerLabels]>,
+    read: fn(&Metrics, usize) -> f64,
+) -> Result<(), RegisterError> {
+    let (handle, workers) = (handle.clone(), workers.clone());
+    telemetry.declare_scraped::<WorkerLabels>(family, move |out| {
+        let metrics = handle.metrics();
+        for (i, labels) in workers.iter().enumerate() {
+            let _ = out.set(&Tenant::system(), labels, read(&metrics, i));
+        }
+    })
+}
+
+/// A histogram kept by tokio in its own buckets, as upper bounds in
+/// seconds (the last bucket is open: `+Inf`) and the midpoint of each
+/// bucket (to estimate the sum; the open bucket counts at its start).
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
+fn tokio_buckets(ranges: impl Iterator<Item = std::ops::Range<Duration>>) -> (Vec<f64>, Vec<f64>) {
+    let ranges: Vec<_> = ranges.collect();
+    let last = ranges.len().saturating_sub(1);
+    let bounds = ranges[..last].iter().map(|r| r.end.as_secs_f64()).collect();
+    let mids = ranges
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match i == last {
+            true => r.start.as_secs_f64(),
+            false => (r.start.as_secs_f64() + r.end.as_secs_f64()) / 2.0,
+        })
+        .collect();
+    (bounds, mids)
+}
+
+#[cfg(tokio_unstable)]
+mod unstable;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokio_buckets_become_upper_bounds_and_midpoints() {
+        let ms = Duration::from_millis;
+        let (bounds, mids) =
+            tokio_buckets([ms(0)..ms(1), ms(1)..ms(2), ms(2)..Duration::MAX].into_iter());
+        assert_eq!(bounds, [0.001, 0.002]);
+        assert_eq!(mids, [0.0005, 0.0015, 0.002]);
+    }
+}

@@ -1,0 +1,210 @@
+//! Exact values from runtimes with known workers and tasks. Built with
+//! `RUSTFLAGS="--cfg tokio_unstable"` (as `.ci/run` does in a second
+//! pass), the unstable families are checked too.
+
+use std::time::{Duration, Instant};
+
+use plimsoll_core::Telemetry;
+use plimsoll_core::testing::Scrape;
+
+fn telemetry() -> Telemetry {
+    Telemetry::builder()
+        .with_process_metrics(false)
+        .build()
+        .unwrap()
+}
+
+fn value(s: &Scrape, name: &str) -> f64 {
+    s.value(name, &[("tenant_id", "__system__")])
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+/// Scrapes until `done` holds (within 5 s), for values the workers settle into.
+fn settled(t: &Telemetry, done: impl Fn(&Scrape) -> bool) -> Scrape {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = t.scrape();
+        if done(&s) || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn three_workers_and_five_waiting_tasks() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(3)
+        .build()
+        .unwrap();
+    let t = telemetry();
+    plimsoll_runtime::register(&t, rt.handle()).unwrap();
+    let (release, waiting) = tokio::sync::watch::channel(false);
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let mut waiting = waiting.clone();
+            rt.spawn(async move {
+                let _ = waiting.wait_for(|go| *go).await;
+            })
+        })
+        .collect();
+    // A task that keeps a worker busy for 50 ms.
+    rt.block_on(rt.spawn(async { std::thread::sleep(Duration::from_millis(50)) }))
+        .unwrap();
+
+    let s = settled(&t, |s| {
+        value(s, "tokio_global_queue_depth") == 0.0 && s.sum("tokio_worker_parks_total", &[]) >= 3.0
+    });
+    assert_eq!(value(&s, "tokio_workers"), 3.0);
+    assert_eq!(value(&s, "tokio_alive_tasks"), 5.0);
+    assert_eq!(value(&s, "tokio_global_queue_depth"), 0.0);
+    assert_eq!(s.series_count("tokio_worker_busy_seconds_total"), 3);
+    assert_eq!(s.series_count("tokio_worker_parks_total"), 3);
+    for worker in ["0", "1", "2"] {
+        assert!(
+            s.value("tokio_worker_busy_seconds_total", &[("worker", worker)])
+                .is_some()
+        );
+    }
+    let busy = s.sum("tokio_worker_busy_seconds_total", &[]);
+    assert!(busy >= 0.05, "the 50 ms task counts as busy time: {busy}");
+
+    release.send(true).unwrap();
+    rt.block_on(async {
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let s = settled(&t, |s| value(s, "tokio_alive_tasks") == 0.0);
+    assert_eq!(value(&s, "tokio_alive_tasks"), 0.0);
+}
+
+#[test]
+fn a_current_thread_runtime_has_one_worker() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let t = telemetry();
+    plimsoll_runtime::register(&t, rt.handle()).unwrap();
+    let s = t.scrape();
+    assert_eq!(value(&s, "tokio_workers"), 1.0);
+    assert_eq!(value(&s, "tokio_alive_tasks"), 0.0);
+    assert_eq!(s.series_count("tokio_worker_parks_total"), 1);
+}
+
+#[test]
+fn registering_twice_is_an_error() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let t = telemetry();
+    plimsoll_runtime::register(&t, rt.handle()).unwrap();
+    let err = plimsoll_runtime::register(&t, rt.handle()).unwrap_err();
+    assert!(err.to_string().contains("tokio_workers"), "{err}");
+}
+
+#[cfg(tokio_unstable)]
+#[test]
+fn unstable_builds_read_blocking_threads_yields_and_poll_times() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
+        .worker_threads(2)
+        .enable_metrics_poll_time_histogram();
+    #[cfg(feature = "schedule-latency")]
+    builder.enable_metrics_schedule_latency_histogram();
+    let rt = builder.build().unwrap();
+    let t = telemetry();
+    plimsoll_runtime::register(&t, rt.handle()).unwrap();
+    let (release, waiting) = std::sync::mpsc::channel::<()>();
+    let waiting = std::sync::Arc::new(std::sync::Mutex::new(waiting));
+    let blocking: Vec<_> = (0..2)
+        .map(|_| {
+            let waiting = waiting.clone();
+            rt.spawn_blocking(move || {
+                let _ = waiting.lock().unwrap().recv();
+            })
+        })
+        .collect();
+    for _ in 0..4 {
+        rt.block_on(rt.spawn(async { tokio::task::yield_now().await }))
+            .unwrap();
+    }
+    let s = settled(&t, |s| value(s, "tokio_blocking_threads") == 2.0);
+    assert_eq!(value(&s, "tokio_blocking_threads"), 2.0);
+    assert_eq!(value(&s, "tokio_idle_blocking_threads"), 0.0);
+    assert_eq!(value(&s, "tokio_blocking_queue_depth"), 0.0);
+    assert_eq!(value(&s, "tokio_spawned_tasks_total"), 4.0);
+    assert_eq!(s.series_count("tokio_worker_polls_total"), 2);
+    assert_eq!(s.series_count("tokio_worker_steals_total"), 2);
+    assert_eq!(s.series_count("tokio_worker_local_queue_depth"), 2);
+    assert_eq!(value(&s, "tokio_budget_forced_yields_total"), 0.0);
+    // Every poll lands in the poll-time histogram.
+    let polls = s.sum("tokio_worker_polls_total", &[]);
+    assert!(polls >= 4.0, "four tasks, each polled: {polls}");
+    assert_eq!(value(&s, "tokio_poll_time_seconds_count"), polls);
+    assert!(value(&s, "tokio_poll_time_seconds_sum") > 0.0);
+    #[cfg(feature = "schedule-latency")]
+    assert!(value(&s, "tokio_schedule_delay_seconds_count") >= 4.0);
+
+    for _ in 0..2 {
+        release.send(()).unwrap();
+    }
+    rt.block_on(async {
+        for task in blocking {
+            task.await.unwrap();
+        }
+    });
+    let s = settled(&t, |s| value(s, "tokio_idle_blocking_threads") == 2.0);
+    assert_eq!(value(&s, "tokio_idle_blocking_threads"), 2.0);
+}
+
+/// The unstable families (histograms too) through `promtool check metrics`.
+#[cfg(tokio_unstable)]
+#[test]
+fn unstable_families_pass_promtool() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_metrics_poll_time_histogram()
+        .build()
+        .unwrap();
+    let t = telemetry();
+    plimsoll_runtime::register(&t, rt.handle()).unwrap();
+    rt.block_on(rt.spawn(async {})).unwrap();
+    let text = t.encode(plimsoll_core::Format::Prometheus);
+    assert!(text.contains("tokio_poll_time_seconds_bucket{tenant_id=\"__system__\",le=\"+Inf\"}"));
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .output_with_stdin(text.as_bytes());
+    match promtool {
+        Some((ok, out)) => assert!(ok && out.trim().is_empty(), "{out}\n{text}"),
+        None => assert!(
+            std::env::var_os("PLIMSOLL_REQUIRE_SERVICES").is_none(),
+            "promtool is required"
+        ),
+    }
+}
+
+/// Runs a command with `input` on its standard input: whether it succeeded
+/// and what it printed, or `None` when it cannot be started.
+#[cfg(tokio_unstable)]
+trait WithStdin {
+    fn output_with_stdin(&mut self, input: &[u8]) -> Option<(bool, String)>;
+}
+
+#[cfg(tokio_unstable)]
+impl WithStdin for std::process::Command {
+    fn output_with_stdin(&mut self, input: &[u8]) -> Option<(bool, String)> {
+        use std::io::Write;
+        let mut child = self
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        child.stdin.take()?.write_all(input).ok()?;
+        let out = child.wait_with_output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        Some((out.status.success(), text))
+    }
+}
