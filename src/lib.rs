@@ -58,3 +58,9 @@ pub use plimsoll_health as health;
 /// scrape time (feature `runtime`).
 #[cfg(feature = "runtime")]
 pub use plimsoll_runtime as runtime;
+
+/// A recorder for the `metrics` facade: other libraries' `counter!`,
+/// `gauge!` and `histogram!`, tenant-scoped and bounded (feature
+/// `recorder`).
+#[cfg(feature = "recorder")]
+pub use plimsoll_recorder as recorder;

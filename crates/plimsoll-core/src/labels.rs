@@ -34,6 +34,10 @@ pub trait LabelSet: Clone + std::fmt::Debug + Eq + Hash + Send + Sync + 'static 
     /// The label names, in the order [`write_values`](LabelSet::write_values) writes them.
     const NAMES: &'static [&'static str];
 
+    /// Whether the names are given at registration instead
+    /// ([`DynLabels`]); `NAMES` is then empty.
+    const DYNAMIC: bool = false;
+
     /// Writes one value per name, in order.
     fn write_values(&self, out: &mut LabelValues<'_>);
 }
@@ -89,6 +93,60 @@ impl<L: LabelSet> LabelKey<L> for L {
 impl LabelSet for () {
     const NAMES: &'static [&'static str] = &[];
     fn write_values(&self, _: &mut LabelValues<'_>) {}
+}
+
+/// Label values of a family whose label names are known only at run time
+/// (a bridge from another metrics API; see
+/// [`Telemetry::counter_dyn`](crate::Telemetry::counter_dyn)): one value per
+/// name given at registration, in that order; values missing at the end
+/// are written empty, values past the names are not written.
+///
+/// ```
+/// use plimsoll_core::{DynLabels, MetricOpts, Telemetry};
+///
+/// let telemetry = Telemetry::builder().build().unwrap();
+/// let jobs = telemetry
+///     .counter_dyn(MetricOpts::new("jobs", "Jobs run."), &["queue", "outcome"])
+///     .unwrap();
+/// jobs.inc(&telemetry.tenant("acme"), &DynLabels::new(["email", "ok"]));
+/// jobs.inc(&telemetry.tenant("acme"), &["email", "ok"][..]); // borrowed, no allocation
+/// assert_eq!(jobs.get(&telemetry.tenant("acme"), &DynLabels::new(["email", "ok"])), 2);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DynLabels(Box<[Box<str>]>);
+
+impl DynLabels {
+    /// Label values, in the order of the family's names.
+    pub fn new<V: AsRef<str>>(values: impl IntoIterator<Item = V>) -> Self {
+        Self(values.into_iter().map(|v| v.as_ref().into()).collect())
+    }
+
+    /// The values.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|v| &**v)
+    }
+}
+
+impl LabelSet for DynLabels {
+    const NAMES: &'static [&'static str] = &[];
+    const DYNAMIC: bool = true;
+    fn write_values(&self, out: &mut LabelValues<'_>) {
+        for value in self.values() {
+            out.push(value);
+        }
+    }
+}
+
+/// Borrowed values find the series of equal [`DynLabels`] (a slice hashes
+/// as its length, then each value, as a boxed slice of strings does).
+impl LabelKey<DynLabels> for [&str] {
+    #[inline]
+    fn matches(&self, labels: &DynLabels) -> bool {
+        self.len() == labels.0.len() && self.iter().zip(labels.values()).all(|(a, b)| *a == b)
+    }
+    fn to_labels(&self) -> DynLabels {
+        DynLabels::new(self.iter())
+    }
 }
 
 /// A label field type with a borrowed form that hashes and compares like it,

@@ -89,7 +89,7 @@ pub mod trace;
 
 pub use encoding::{Format, MetricKind, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 pub use labels::{
-    ClosedLabel, LabelField, LabelGuard, LabelKey, LabelSet, LabelValue, LabelValues,
+    ClosedLabel, DynLabels, LabelField, LabelGuard, LabelKey, LabelSet, LabelValue, LabelValues,
 };
 pub use metrics::{
     BOUND_WARNING_INTERVAL, Counter, CounterSeries, Gauge, GaugeSeries, Histogram, HistogramSeries,

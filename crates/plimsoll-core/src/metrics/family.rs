@@ -48,7 +48,7 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
         tenants: Arc<TenantRegistry>,
         overflow_family: Option<Arc<OverflowFamily>>,
     ) -> Self {
-        debug_assert_eq!(label_names.len(), L::NAMES.len());
+        debug_assert!(L::DYNAMIC || label_names.len() == L::NAMES.len());
         Self {
             id: NEXT_FAMILY_ID.fetch_add(1, Ordering::Relaxed),
             store: Store::new(max_series),
@@ -237,7 +237,7 @@ pub(crate) fn write_labels<L: LabelSet>(
     match labels {
         Some(labels) => labels.write_values(&mut values),
         None => {
-            for _ in L::NAMES {
+            for _ in names {
                 values.push(OTHER);
             }
         }

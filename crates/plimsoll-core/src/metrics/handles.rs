@@ -296,6 +296,14 @@ impl<L: LabelSet> Gauge<L> {
         }
     }
 
+    /// Sets the series of `key` (from [`key`](Gauge::key) of this family).
+    #[inline]
+    pub fn set_at(&self, key: &SeriesKey, value: f64) {
+        if let Some(cell) = self.family.record_at(key) {
+            cell.set(value);
+        }
+    }
+
     /// A handle to one series, created now if the bound allows.
     pub fn series(&self, tenant: &Tenant, labels: &(impl LabelKey<L> + ?Sized)) -> GaugeSeries<L> {
         let (index, overflows) = self.family.resolve(tenant, labels, GaugeCell::default);

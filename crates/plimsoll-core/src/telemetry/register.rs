@@ -1,6 +1,25 @@
 //! Registering families by name: counters, gauges, histograms, count views.
 
 use super::checks::{histogram_shape, valid_metric_name};
+use crate::labels::DynLabels;
+
+/// Label names given at run time, as the `'static` names families keep:
+/// each distinct name is allocated once for the life of the process.
+fn intern_names(names: &[&str]) -> Box<[&'static str]> {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut interned = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    names
+        .iter()
+        .map(|name| match interned.iter().find(|n| **n == *name) {
+            Some(found) => *found,
+            None => {
+                let leaked: &'static str = Box::leak(Box::from(*name));
+                interned.push(leaked);
+                leaked
+            }
+        })
+        .collect()
+}
 use super::*;
 
 /// Options of one family: required name and help, optional bounds.
@@ -73,6 +92,36 @@ impl Telemetry {
         let family =
             self.register::<L, CounterCell>(base, exposed, opts, labels, Shape::default())?;
         Ok(Counter { family })
+    }
+
+    /// Registers a counter whose label names are given now (a bridge from
+    /// another metrics API): its series are keyed by [`DynLabels`] (or a
+    /// borrowed `&[&str]`) holding one value per name. Names are checked as
+    /// any family's; each distinct name is kept for the life of the process.
+    pub fn counter_dyn(
+        &self,
+        opts: MetricOpts,
+        names: &[&str],
+    ) -> Result<Counter<DynLabels>, RegisterError> {
+        self.counter_named(opts, intern_names(names))
+    }
+
+    /// A gauge with label names given now; see [`counter_dyn`](Self::counter_dyn).
+    pub fn gauge_dyn(
+        &self,
+        opts: MetricOpts,
+        names: &[&str],
+    ) -> Result<Gauge<DynLabels>, RegisterError> {
+        self.gauge_named(opts, intern_names(names))
+    }
+
+    /// A histogram with label names given now; see [`counter_dyn`](Self::counter_dyn).
+    pub fn histogram_dyn(
+        &self,
+        opts: MetricOpts,
+        names: &[&str],
+    ) -> Result<Histogram<DynLabels>, RegisterError> {
+        self.histogram_named(opts, intern_names(names))
     }
 
     /// Registers (or returns the already registered) gauge `name`.

@@ -1,0 +1,520 @@
+//! A recorder for the [`metrics`] facade on plimsoll: every `counter!`,
+//! `gauge!` and `histogram!` of any library lands in plimsoll's registry
+//! with plimsoll's guarantees.
+//!
+//! ```
+//! use plimsoll_core::{Telemetry, Tenant, scope::Scope};
+//! use plimsoll_recorder::Recorder;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let telemetry = Telemetry::builder().build()?;
+//! let recorder = Recorder::builder(&telemetry).max_series(500).build()?;
+//! // `recorder.install()?` makes it the process's recorder; here, for one call:
+//! metrics::with_local_recorder(&recorder, || {
+//!     // A library emits, inside a request of tenant acme…
+//!     Scope::new(telemetry.tenant("acme")).enter(|| {
+//!         metrics::counter!("jobs_done", "queue" => "email").increment(1);
+//!     });
+//!     // …and outside any request.
+//!     metrics::gauge!("pool.idle").set(3.0);
+//! });
+//! let text = telemetry.encode(plimsoll_core::Format::Prometheus);
+//! assert!(text.contains("jobs_done_total{tenant_id=\"acme\",queue=\"email\"} 1\n"));
+//! assert!(text.contains("pool_idle{tenant_id=\"__system__\"} 3\n"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What it guarantees
+//!
+//! - **Tenants.** Each value is recorded under the tenant of the request
+//!   scope it is made in (`plimsoll_core::scope`; the HTTP and gRPC layers
+//!   open one per request), else `__system__`, even through a handle
+//!   registered once and kept.
+//! - **Bounds.** Each metric is a plimsoll family bounded to
+//!   [`max_series`](RecorderBuilder::max_series) series: past it, values go
+//!   to the tenant's `__other__` series and are counted in
+//!   `plimsoll_cardinality_overflow_total`, whatever the number of label
+//!   values a library sends. The recorder keeps a handle for at most that
+//!   many keys per metric, so its own memory is bounded too. The number of
+//!   metrics is bounded by [`max_metrics`](RecorderBuilder::max_metrics).
+//! - **Names.** Names and label names are made valid (`http.requests` is
+//!   `http_requests`); a label named `tenant_id` is renamed
+//!   `exported_tenant_id`. A metric's label names are those of its first
+//!   key: a later key's missing labels are empty, its extra labels are
+//!   dropped (logged once per metric).
+//! - **Histograms** take the buckets configured for the name
+//!   ([`buckets`](RecorderBuilder::buckets)), else the telemetry's default
+//!   buckets (`TelemetryBuilder::with_buckets`).
+//! - **Refusals are counted**, not raised: a metric past the bound on
+//!   metrics, one whose name a plimsoll family of another type or labels
+//!   already has, or one used as two types, records nothing and counts in
+//!   `plimsoll_recorder_refused_total{reason}`.
+//! - Both exposition formats, as every plimsoll family.
+//!
+//! A counter's `absolute` raises it to the value given (never lowers it).
+//! Descriptions (`describe_counter!`, …) become the HELP text when they come
+//! before the metric's first use.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cache::Cached;
+use dashmap::DashMap;
+use handle::{CounterHandle, GaugeHandle, Handle, HistogramHandle, Keyed};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
+use plimsoll_core::family::{FamilyDecl, LabelDecl};
+use plimsoll_core::{DynLabels, MetricOpts, RegisterError, Telemetry, Tenant, impl_label_set};
+
+mod cache;
+mod handle;
+mod names;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Default bound on series per metric.
+pub const DEFAULT_MAX_SERIES: usize = 1_000;
+/// Default bound on distinct metrics.
+pub const DEFAULT_MAX_METRICS: usize = 1_000;
+
+/// `plimsoll_recorder_refused_total{reason}`.
+pub const REFUSED: FamilyDecl = FamilyDecl::counter(
+    "plimsoll_recorder_refused_total",
+    "Metrics of the metrics facade not recorded, by reason: metrics_bound (past the bound on metrics), conflict (a family of that name with other labels or type), kind (used as two types).",
+)
+.with_labels(&[LabelDecl::closed("reason")]);
+
+/// Labels of [`REFUSED`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Reason {
+    reason: &'static str,
+}
+impl_label_set!(Reason { reason });
+
+/// An invalid recorder setting, or a second global recorder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecorderError {
+    /// A bound is zero.
+    #[error("{field}: must be greater than zero")]
+    Zero {
+        /// The setting.
+        field: &'static str,
+    },
+    /// Buckets that are not finite and strictly increasing.
+    #[error("buckets for {metric}: must be finite and strictly increasing, got {buckets:?}")]
+    Buckets {
+        /// The metric.
+        metric: String,
+        /// The bounds given.
+        buckets: Vec<f64>,
+    },
+    /// The refusal counter could not be registered.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    /// A global recorder is installed already.
+    #[error("a global metrics recorder is installed already")]
+    Installed,
+}
+
+/// Builds a [`Recorder`].
+#[derive(Debug)]
+pub struct RecorderBuilder {
+    telemetry: Telemetry,
+    max_series: usize,
+    max_metrics: usize,
+    buckets: HashMap<String, Vec<f64>>,
+}
+
+impl RecorderBuilder {
+    /// Series per metric (default [`DEFAULT_MAX_SERIES`]).
+    pub fn max_series(mut self, max: usize) -> Self {
+        self.max_series = max;
+        self
+    }
+
+    /// Distinct metrics (default [`DEFAULT_MAX_METRICS`]).
+    pub fn max_metrics(mut self, max: usize) -> Self {
+        self.max_metrics = max;
+        self
+    }
+
+    /// Histogram buckets for the metric `name` (as the facade names it).
+    pub fn buckets(mut self, name: &str, bounds: Vec<f64>) -> Self {
+        self.buckets.insert(names::metric(name), bounds);
+        self
+    }
+
+    /// Checks the settings.
+    pub fn build(self) -> Result<Recorder, RecorderError> {
+        if self.max_series == 0 {
+            return Err(RecorderError::Zero {
+                field: "max_series",
+            });
+        }
+        if self.max_metrics == 0 {
+            return Err(RecorderError::Zero {
+                field: "max_metrics",
+            });
+        }
+        for (metric, buckets) in &self.buckets {
+            if !plimsoll_core::family::valid_buckets(buckets) {
+                return Err(RecorderError::Buckets {
+                    metric: metric.clone(),
+                    buckets: buckets.clone(),
+                });
+            }
+        }
+        let refused = self.telemetry.declare(&REFUSED)?;
+        Ok(Recorder {
+            inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                max_series: self.max_series,
+                max_metrics: self.max_metrics,
+                buckets: self.buckets,
+                help: Mutex::default(),
+                metrics: Mutex::default(),
+                counters: DashMap::default(),
+                gauges: DashMap::default(),
+                histograms: DashMap::default(),
+                refused,
+                telemetry: self.telemetry,
+            }),
+        })
+    }
+}
+
+/// The recorder: a [`metrics::Recorder`] writing into a [`Telemetry`].
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+type Handles<H> = DashMap<Key, Arc<H>, foldhash::fast::RandomState>;
+
+struct Inner {
+    /// Names this recorder in each thread's copy of its handles.
+    id: u64,
+    telemetry: Telemetry,
+    max_series: usize,
+    max_metrics: usize,
+    buckets: HashMap<String, Vec<f64>>,
+    /// HELP texts from `describe_*`, by plimsoll name.
+    help: Mutex<HashMap<String, String>>,
+    /// Each metric seen, by plimsoll name (`None`: refused for good).
+    metrics: Mutex<HashMap<String, Option<Arc<Metric>>>>,
+    counters: Handles<CounterHandle>,
+    gauges: Handles<GaugeHandle>,
+    histograms: Handles<HistogramHandle>,
+    refused: plimsoll_core::Counter<Reason>,
+}
+
+impl fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("max_series", &self.inner.max_series)
+            .field("max_metrics", &self.inner.max_metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    /// A builder writing into `telemetry`.
+    pub fn builder(telemetry: &Telemetry) -> RecorderBuilder {
+        RecorderBuilder {
+            telemetry: telemetry.clone(),
+            max_series: DEFAULT_MAX_SERIES,
+            max_metrics: DEFAULT_MAX_METRICS,
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// Makes this the process's recorder (`metrics::set_global_recorder`).
+    pub fn install(self) -> Result<(), RecorderError> {
+        metrics::set_global_recorder(self).map_err(|_| RecorderError::Installed)
+    }
+
+    /// Keys the recorder keeps a handle for (at most
+    /// [`max_series`](RecorderBuilder::max_series) per metric; other keys
+    /// are looked up at each use).
+    pub fn kept_handles(&self) -> usize {
+        let inner = &self.inner;
+        inner.counters.len() + inner.gauges.len() + inner.histograms.len()
+    }
+}
+
+/// The plimsoll family of one metric of the facade.
+struct Metric {
+    kind: Kind,
+    family: Family,
+    /// The facade's label names, in the family's order.
+    labels: Box<[String]>,
+    /// Handles kept for this metric's keys (at most the series bound).
+    kept: AtomicUsize,
+    /// Whether a key with other label names was logged.
+    mismatch_logged: AtomicBool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+enum Family {
+    Counter(plimsoll_core::Counter<DynLabels>),
+    Gauge(plimsoll_core::Gauge<DynLabels>),
+    Histogram(plimsoll_core::Histogram<DynLabels>),
+}
+
+impl Metric {
+    /// The values of `key`'s labels in the family's order: missing ones
+    /// empty, extra ones dropped.
+    fn values(&self, name: &str, key: &Key) -> DynLabels {
+        let values = self.labels.iter().map(|label| {
+            key.labels()
+                .find(|l| names::label(l.key()) == *label)
+                .map_or("", |l| l.value())
+        });
+        let values = DynLabels::new(values);
+        let matches = key.labels().count() == self.labels.len()
+            && key
+                .labels()
+                .all(|l| self.labels.contains(&names::label(l.key())));
+        if !matches && !self.mismatch_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "plimsoll",
+                metric = name,
+                labels = ?self.labels,
+                "a metrics-facade key has other label names than the metric's first: its missing labels are empty, its extra ones dropped"
+            );
+        }
+        values
+    }
+}
+
+impl Inner {
+    /// The metric `name` as `kind`, registered at its first key; `None`
+    /// (counted) when refused.
+    fn metric(&self, key: &Key, kind: Kind) -> Option<Arc<Metric>> {
+        let name = names::metric(key.name());
+        let mut metrics = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = metrics.get(&name) {
+            return match known {
+                Some(metric) if metric.kind == kind => Some(metric.clone()),
+                Some(_) => self.refuse("kind"),
+                None => self.refuse("conflict"),
+            };
+        }
+        if metrics.len() >= self.max_metrics {
+            return self.refuse("metrics_bound");
+        }
+        let labels: Box<[String]> = key.labels().map(|l| names::label(l.key())).collect();
+        let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let help = self
+            .help
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&name);
+        let help = help.unwrap_or_else(|| format!("{} (through the metrics facade).", key.name()));
+        let opts = MetricOpts::new(name.clone(), help).with_max_series(self.max_series);
+        let telemetry = &self.telemetry;
+        let family = match kind {
+            Kind::Counter => telemetry
+                .counter_dyn(opts, &label_refs)
+                .map(Family::Counter),
+            Kind::Gauge => telemetry.gauge_dyn(opts, &label_refs).map(Family::Gauge),
+            Kind::Histogram => {
+                let opts = match self.buckets.get(&name) {
+                    Some(bounds) => opts.with_buckets(bounds.clone()),
+                    None => opts,
+                };
+                telemetry
+                    .histogram_dyn(opts, &label_refs)
+                    .map(Family::Histogram)
+            }
+        };
+        let metric = match family {
+            Ok(family) => Some(Arc::new(Metric {
+                kind,
+                family,
+                labels,
+                kept: AtomicUsize::new(0),
+                mismatch_logged: AtomicBool::new(false),
+            })),
+            Err(error) => {
+                tracing::warn!(target: "plimsoll", metric = name.as_str(), %error, "a metrics-facade metric is not recorded");
+                None
+            }
+        };
+        metrics.insert(name, metric.clone());
+        match metric {
+            Some(metric) => Some(metric),
+            None => self.refuse("conflict"),
+        }
+    }
+
+    #[cold]
+    fn refuse<T>(&self, reason: &'static str) -> Option<T> {
+        self.refused.inc(&Tenant::system(), &Reason { reason });
+        None
+    }
+
+    /// The handle of `key` in `handles`, made by `make` (and kept while its
+    /// metric keeps fewer than its series bound) at its first use; whether
+    /// it is kept.
+    fn handle<H>(
+        &self,
+        handles: &Handles<H>,
+        key: &Key,
+        kind: Kind,
+        make: impl FnOnce(&Metric, DynLabels) -> Option<H>,
+    ) -> Option<(Arc<H>, bool)> {
+        if let Some(handle) = handles.get(key) {
+            return Some((handle.clone(), true));
+        }
+        let metric = self.metric(key, kind)?;
+        let handle = Arc::new(make(&metric, metric.values(key.name(), key))?);
+        let kept = metric.kept.fetch_add(1, Ordering::Relaxed) < self.max_series;
+        if kept {
+            handles.insert(key.clone(), handle.clone());
+        } else {
+            metric.kept.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some((handle, kept))
+    }
+}
+
+impl metrics::Recorder for Recorder {
+    fn describe_counter(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.describe(key, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.describe(key, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.describe(key, description);
+    }
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        let inner = &self.inner;
+        let form = Form {
+            pick: |cached| match cached {
+                Cached::Counter(c) => Some(c.clone()),
+                _ => None,
+            },
+            family: |family| match family {
+                Family::Counter(c) => Some(c),
+                _ => None,
+            },
+            wrap: Counter::from_arc,
+            keep: Cached::Counter,
+            noop: Counter::noop,
+        };
+        inner.register(key, Kind::Counter, &inner.counters, form)
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        let inner = &self.inner;
+        let form = Form {
+            pick: |cached| match cached {
+                Cached::Gauge(g) => Some(g.clone()),
+                _ => None,
+            },
+            family: |family| match family {
+                Family::Gauge(g) => Some(g),
+                _ => None,
+            },
+            wrap: Gauge::from_arc,
+            keep: Cached::Gauge,
+            noop: Gauge::noop,
+        };
+        inner.register(key, Kind::Gauge, &inner.gauges, form)
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        let inner = &self.inner;
+        let form = Form {
+            pick: |cached| match cached {
+                Cached::Histogram(h) => Some(h.clone()),
+                _ => None,
+            },
+            family: |family| match family {
+                Family::Histogram(h) => Some(h),
+                _ => None,
+            },
+            wrap: Histogram::from_arc,
+            keep: Cached::Histogram,
+            noop: Histogram::noop,
+        };
+        inner.register(key, Kind::Histogram, &inner.histograms, form)
+    }
+}
+
+/// How the facade's handles of one kind are made from plimsoll's.
+struct Form<F, M> {
+    /// This kind's handle in a thread's copy.
+    pick: fn(&Cached) -> Option<M>,
+    /// This kind's plimsoll family.
+    family: fn(&Family) -> Option<&F>,
+    wrap: fn(Arc<Handle<F>>) -> M,
+    keep: fn(M) -> Cached,
+    noop: fn() -> M,
+}
+
+impl Inner {
+    /// The facade's handle of `key`: this thread's copy, else the one the
+    /// recorder keeps, else a new one (kept, and copied into this thread,
+    /// while its metric has fewer than its series bound).
+    fn register<F: Keyed + Clone, M: Clone>(
+        &self,
+        key: &Key,
+        kind: Kind,
+        handles: &Handles<Handle<F>>,
+        form: Form<F, M>,
+    ) -> M {
+        if let Some(handle) = cache::get(self.id, key, form.pick) {
+            return handle;
+        }
+        let made = self.handle(handles, key, kind, |metric, labels| {
+            let family = (form.family)(&metric.family)?;
+            Some(Handle::new(family.clone(), labels, &self.telemetry))
+        });
+        let Some((handle, kept)) = made else {
+            return (form.noop)();
+        };
+        let handle = (form.wrap)(handle);
+        if kept {
+            cache::put(self.id, key, (form.keep)(handle.clone()));
+        }
+        handle
+    }
+}
+
+impl Recorder {
+    /// Keeps a description as the HELP text of the metric's family, if it
+    /// comes before the metric's first use.
+    fn describe(&self, key: KeyName, description: SharedString) {
+        let name = names::metric(key.as_str());
+        let registered = self
+            .inner
+            .metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&name);
+        if !registered {
+            let mut help = self.inner.help.lock().unwrap_or_else(|e| e.into_inner());
+            // Bounded as the metrics are: descriptions of names never used
+            // stop being kept past the bound.
+            if help.len() < self.inner.max_metrics || help.contains_key(&name) {
+                help.insert(name, description.into_owned());
+            }
+        }
+    }
+}
