@@ -7,6 +7,7 @@ set -euo pipefail
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)   # promtool + prometheus
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)   # alertmanager + amtool
 # PostgreSQL: Debian keeps its tools off PATH (/usr/lib/postgresql/N/bin).
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
 command -v initdb >/dev/null 2>&1 || [ -n "$(pg_bin)" ] || need_apt+=(postgresql)
@@ -38,4 +39,4 @@ if ! command -v rotel-agent >/dev/null 2>&1; then
   ln -sf "$(rotel_bin)" /usr/local/bin/rotel-agent
 fi
 
-echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), redis-server $(redis-server --version | awk '{print $3}'), $(initdb --version), python prometheus_client ok, $(rotel-agent --version)"
+echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), amtool $(amtool --version 2>&1 | head -n1 | awk '{print $3}'), redis-server $(redis-server --version | awk '{print $3}'), $(initdb --version), python prometheus_client ok, $(rotel-agent --version)"
