@@ -23,27 +23,12 @@ mod support;
 mod harness;
 
 use axum::Router;
-use axum::extract::Path;
-use axum::routing::get;
 use criterion::Criterion;
 use plimsoll::Telemetry;
-use plimsoll::http::RedMetricsLayer;
 use plimsoll::otlp::{Root, Sampler, Tracing, TracingGuard};
 
-async fn order(Path(id): Path<u64>) -> String {
-    format!("order {id}")
-}
-
 fn app(t: &Telemetry) -> Router {
-    Router::new()
-        .route("/api/v1/orders/{id}", get(order))
-        .layer(
-            RedMetricsLayer::builder(t)
-                .with_tenant_header("x-tenant-id")
-                .build()
-                .unwrap(),
-        )
-        .with_state(())
+    harness::orders_app(t)
 }
 
 fn telemetry(guard: Option<&TracingGuard>) -> Telemetry {

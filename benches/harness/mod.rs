@@ -113,3 +113,20 @@ pub(crate) fn interleaved(title: &str, rounds: usize, variants: &mut [Round<'_>]
     }
     added
 }
+
+/// `GET /api/v1/orders/{id}` behind the RED layer (tenant from the
+/// `x-tenant-id` header): the request `run_orders` sends.
+#[cfg(feature = "http")]
+#[allow(dead_code)]
+pub(crate) fn orders_app(t: &plimsoll::Telemetry) -> axum::Router {
+    async fn order(axum::extract::Path(id): axum::extract::Path<u64>) -> String {
+        format!("order {id}")
+    }
+    let red = plimsoll::http::RedMetricsLayer::builder(t)
+        .with_tenant_header("x-tenant-id")
+        .build()
+        .expect("the RED layer's settings are valid");
+    axum::Router::new()
+        .route("/api/v1/orders/{id}", axum::routing::get(order))
+        .layer(red)
+}
