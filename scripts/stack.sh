@@ -32,14 +32,19 @@ OTLP_PORT=${STACK_OTLP_PORT:-4317}
 OTLP_HTTP_PORT=${STACK_OTLP_HTTP_PORT:-4318}
 PARTS=(receiver collector app prometheus alertmanager)
 
-say() { echo "stack: $*"; }
+say() { echo "stack: $*" >&2; }
 
-pid_of() { cat "$DIR/pids/$1" 2>/dev/null || true; }
+# A pid file holds the pid and the process's start time (field 22 of
+# /proc/PID/stat), so a pid reused by another process is not taken for ours.
+started_at() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null || true; }
+
+pid_of() { awk '{print $1}' "$DIR/pids/$1" 2>/dev/null || true; }
 
 running() {
-  local pid
+  local pid since
   pid=$(pid_of "$1")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  since=$(awk '{print $2}' "$DIR/pids/$1" 2>/dev/null || true)
+  [ -n "$pid" ] && [ -n "$since" ] && [ "$(started_at "$pid")" = "$since" ]
 }
 
 url_of() {
@@ -77,16 +82,23 @@ PY
 
 port_open() { python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$1"; }
 
-# Starts `$1` in the background with its output in its log, unless it runs.
+# Starts `$2…` as part `$1` in the background (its own process group),
+# with its output in its log, unless it runs; refuses a port another
+# program listens on (`$PORT` of the part).
 start() {
-  local name=$1
-  shift
+  local name=$1 port=$2
+  shift 2
   if running "$name"; then
     say "$name runs already (pid $(pid_of "$name"))"
     return 0
   fi
+  if port_open "$port" 2>/dev/null; then
+    say "port $port ($name) is taken by another program; set its STACK_*_PORT"
+    return 1
+  fi
   setsid "$@" >"$DIR/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$DIR/pids/$name"
+  local pid=$!
+  echo "$pid $(started_at "$pid")" >"$DIR/pids/$name"
 }
 
 binaries() {
@@ -158,25 +170,25 @@ up() {
   local am
   am=$(alertmanager_bin)
 
-  start receiver python3 "$ROOT/scripts/stack-receiver.py" "$RECEIVER_PORT" "$DIR/logs/receiver.log.jsonl"
+  start receiver "$RECEIVER_PORT" python3 "$ROOT/scripts/stack-receiver.py" "$RECEIVER_PORT" "$DIR/logs/receiver.log.jsonl"
   wait_for receiver port_open "$RECEIVER_PORT"
 
-  start collector rotel-agent start --exporter blackhole \
+  start collector "$OTLP_PORT" rotel-agent start --exporter blackhole \
     --debug-log traces --debug-log-verbosity detailed \
     --otlp-grpc-endpoint "127.0.0.1:$OTLP_PORT" --otlp-http-endpoint "127.0.0.1:$OTLP_HTTP_PORT"
   wait_for collector port_open "$OTLP_PORT"
 
-  start app env PLIMSOLL_ADDR="127.0.0.1:$APP_PORT" \
+  start app "$APP_PORT" env PLIMSOLL_ADDR="127.0.0.1:$APP_PORT" \
     OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" OTEL_BSP_SCHEDULE_DELAY=500 \
     "$APP_BIN"
   wait_for app http_ok "http://127.0.0.1:$APP_PORT/api/v1/ready"
 
-  start alertmanager "$am" --config.file="$DIR/alertmanager.yml" \
+  start alertmanager "$AM_PORT" "$am" --config.file="$DIR/alertmanager.yml" \
     --storage.path="$DIR/data/alertmanager" --web.listen-address="127.0.0.1:$AM_PORT" \
     --cluster.listen-address=
   wait_for alertmanager http_ok "http://127.0.0.1:$AM_PORT/-/ready"
 
-  start prometheus prometheus --config.file="$DIR/prometheus.yml" \
+  start prometheus "$PROM_PORT" prometheus --config.file="$DIR/prometheus.yml" \
     --storage.tsdb.path="$DIR/data/prometheus" --web.listen-address="127.0.0.1:$PROM_PORT" \
     --enable-feature=exemplar-storage
   wait_for prometheus http_ok "http://127.0.0.1:$PROM_PORT/-/ready"
@@ -198,16 +210,19 @@ status() {
 down() {
   local part pid
   for part in prometheus alertmanager app collector receiver; do
-    pid=$(pid_of "$part")
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-      # Each part leads its own process group (setsid): stop the group.
-      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-      done
-      kill -KILL -- "-$pid" 2>/dev/null || true
-      say "stopped $part"
+    if running "$part"; then
+      pid=$(pid_of "$part")
+      # Each part leads its own process group (setsid): stop the group,
+      # and only a group led by the process `up` started.
+      if [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" = "$pid" ]; then
+        kill -TERM -- "-$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+          running "$part" || break
+          sleep 0.1
+        done
+        kill -KILL -- "-$pid" 2>/dev/null || true
+        say "stopped $part"
+      fi
     fi
     rm -f "$DIR/pids/$part"
   done

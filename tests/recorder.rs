@@ -214,3 +214,32 @@ fn two_recorders_and_many_threads_keep_apart() {
         Some(800.0)
     );
 }
+
+#[test]
+fn label_names_made_alike_stay_apart_and_values_named_other_fold() {
+    let t = telemetry();
+    let recorder = Recorder::builder(&t).max_series(1).build().unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("dup", "a.b" => "1", "a_b" => "2").increment(1);
+        metrics::histogram!("sizes", "le" => "x").record(1.0);
+        metrics::counter!("odd", "k" => "x").increment(1);
+        // A value that reads like the overflow series is counted in it:
+        // never two series with the same labels.
+        metrics::counter!("odd", "k" => "__other__").increment(1);
+        metrics::counter!("odd", "k" => "y").increment(1); // past the bound
+        metrics::counter!("odd", "k" => "z").absolute(100); // past the bound: no level to set
+    });
+    let text = t.encode(Format::Prometheus);
+    for line in [
+        r#"dup_total{tenant_id="__system__",a_b="1",a_b_2="2"} 1"#,
+        r#"sizes_count{tenant_id="__system__",exported_le="x"} 1"#,
+        r#"odd_total{tenant_id="__system__",k="x"} 1"#,
+        r#"odd_total{tenant_id="__system__",k="__other__"} 2"#,
+    ] {
+        assert!(text.contains(&format!("{line}\n")), "{line}\n{text}");
+    }
+    assert_eq!(text.matches("odd_total{").count(), 2, "{text}");
+    if support::have_promtool() {
+        support::promtool_check(&text).unwrap();
+    }
+}

@@ -98,8 +98,10 @@ impl LabelSet for () {
 /// Label values of a family whose label names are known only at run time
 /// (a bridge from another metrics API; see
 /// [`Telemetry::counter_dyn`](crate::Telemetry::counter_dyn)): one value per
-/// name given at registration, in that order; values missing at the end
-/// are written empty, values past the names are not written.
+/// name given at registration, in that order. Values missing at the end
+/// are empty (`["email"]` and `["email", ""]` are one series); give no more
+/// values than names (those past the names are not written, so two sets
+/// differing there would print alike).
 ///
 /// ```
 /// use plimsoll_core::{DynLabels, MetricOpts, Telemetry};
@@ -108,9 +110,12 @@ impl LabelSet for () {
 /// let jobs = telemetry
 ///     .counter_dyn(MetricOpts::new("jobs", "Jobs run."), &["queue", "outcome"])
 ///     .unwrap();
-/// jobs.inc(&telemetry.tenant("acme"), &DynLabels::new(["email", "ok"]));
-/// jobs.inc(&telemetry.tenant("acme"), &["email", "ok"][..]); // borrowed, no allocation
-/// assert_eq!(jobs.get(&telemetry.tenant("acme"), &DynLabels::new(["email", "ok"])), 2);
+/// let acme = telemetry.tenant("acme");
+/// jobs.inc(&acme, &DynLabels::new(["email", "ok"]));
+/// jobs.inc(&acme, &DynLabels::new(["email", ""]));
+/// jobs.inc(&acme, &DynLabels::new(["email"]));
+/// assert_eq!(jobs.get(&acme, &DynLabels::new(["email", "ok"])), 1);
+/// assert_eq!(jobs.get(&acme, &DynLabels::new(["email"])), 2);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DynLabels(Box<[Box<str>]>);
@@ -118,7 +123,12 @@ pub struct DynLabels(Box<[Box<str>]>);
 impl DynLabels {
     /// Label values, in the order of the family's names.
     pub fn new<V: AsRef<str>>(values: impl IntoIterator<Item = V>) -> Self {
-        Self(values.into_iter().map(|v| v.as_ref().into()).collect())
+        let mut values: Vec<Box<str>> = values.into_iter().map(|v| v.as_ref().into()).collect();
+        // Trailing empty values are written as the padding is: one series.
+        while values.last().is_some_and(|v| v.is_empty()) {
+            values.pop();
+        }
+        Self(values.into())
     }
 
     /// The values.
@@ -134,18 +144,6 @@ impl LabelSet for DynLabels {
         for value in self.values() {
             out.push(value);
         }
-    }
-}
-
-/// Borrowed values find the series of equal [`DynLabels`] (a slice hashes
-/// as its length, then each value, as a boxed slice of strings does).
-impl LabelKey<DynLabels> for [&str] {
-    #[inline]
-    fn matches(&self, labels: &DynLabels) -> bool {
-        self.len() == labels.0.len() && self.iter().zip(labels.values()).all(|(a, b)| *a == b)
-    }
-    fn to_labels(&self) -> DynLabels {
-        DynLabels::new(self.iter())
     }
 }
 
@@ -326,6 +324,12 @@ impl<'a> LabelValues<'a> {
 /// and the two are written as one. A set with no labels is not. Writes
 /// nothing, allocates nothing.
 pub(crate) fn all_other<L: LabelSet>(labels: &L) -> bool {
+    if L::DYNAMIC {
+        let labels: &dyn std::any::Any = labels;
+        return labels
+            .downcast_ref::<DynLabels>()
+            .is_some_and(|d| !d.0.is_empty() && d.values().all(|v| v == crate::names::OTHER));
+    }
     if L::NAMES.is_empty() {
         return false;
     }

@@ -1,7 +1,7 @@
 //! The handle of one key of the facade: its family, its label values,
 //! and the series each tenant records into.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use metrics::{CounterFn, GaugeFn, HistogramFn};
 use plimsoll_core::scope::with_current;
@@ -55,6 +55,8 @@ pub(crate) struct Handle<F> {
     labels: DynLabels,
     telemetry: Telemetry,
     slots: Box<[OnceLock<Chunk>]>,
+    /// Makes a counter's `absolute` (read, then add) one step.
+    absolute: Mutex<()>,
 }
 
 /// The series keys of `CHUNK` tenants.
@@ -68,6 +70,7 @@ impl<F: Keyed> Handle<F> {
             labels,
             telemetry: telemetry.clone(),
             slots: (0..chunks).map(|_| OnceLock::new()).collect(),
+            absolute: Mutex::new(()),
         }
     }
 
@@ -99,11 +102,19 @@ impl CounterFn for CounterHandle {
         self.with_series(|counter, key| counter.inc_at(key, value));
     }
 
+    /// Raises the series to `value`. A key past the bound shares its
+    /// tenant's `__other__` series with others: a level cannot be set
+    /// there, and nothing is recorded.
     fn absolute(&self, value: u64) {
+        let _one_step = self.absolute.lock().unwrap_or_else(|e| e.into_inner());
         with_tenant(|tenant| {
+            let key = self.family.key(tenant, &self.labels);
+            if key.is_overflow_series() {
+                return;
+            }
             let now = self.family.get(tenant, &self.labels);
             if value > now {
-                self.family.inc_by(tenant, &self.labels, value - now);
+                self.family.inc_at(&key, value - now);
             }
         });
     }

@@ -39,17 +39,20 @@
 //!   many keys per metric, so its own memory is bounded too. The number of
 //!   metrics is bounded by [`max_metrics`](RecorderBuilder::max_metrics).
 //! - **Names.** Names and label names are made valid (`http.requests` is
-//!   `http_requests`); a label named `tenant_id` is renamed
-//!   `exported_tenant_id`. A metric's label names are those of its first
-//!   key: a later key's missing labels are empty, its extra labels are
-//!   dropped (logged once per metric).
+//!   `http_requests`; two facade names made alike are one metric); a
+//!   label named `tenant_id` is renamed `exported_tenant_id`, `le` on a
+//!   histogram `exported_le`, and two label names made alike get `_2`, `_3`…
+//!   A metric's label names are those of its first key: a later key's
+//!   missing labels are empty, its extra labels are dropped (logged once per
+//!   metric).
 //! - **Histograms** take the buckets configured for the name
 //!   ([`buckets`](RecorderBuilder::buckets)), else the telemetry's default
 //!   buckets (`TelemetryBuilder::with_buckets`).
-//! - **Refusals are counted**, not raised: a metric past the bound on
-//!   metrics, one whose name a plimsoll family of another type or labels
-//!   already has, or one used as two types, records nothing and counts in
-//!   `plimsoll_recorder_refused_total{reason}`.
+//! - **Refusals are counted**, not raised: a call to a metric past the
+//!   bound on metrics, to one whose name a plimsoll family of another type
+//!   or labels already has, to one whose names plimsoll refuses (a label
+//!   named like a constant label), or to one used as two types records
+//!   nothing and counts in `plimsoll_recorder_refused_total{reason}`.
 //! - Both exposition formats, as every plimsoll family.
 //!
 //! A counter's `absolute` raises it to the value given (never lowers it).
@@ -59,7 +62,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use cache::Cached;
 use dashmap::DashMap;
@@ -82,7 +85,7 @@ pub const DEFAULT_MAX_METRICS: usize = 1_000;
 /// `plimsoll_recorder_refused_total{reason}`.
 pub const REFUSED: FamilyDecl = FamilyDecl::counter(
     "plimsoll_recorder_refused_total",
-    "Metrics of the metrics facade not recorded, by reason: metrics_bound (past the bound on metrics), conflict (a family of that name with other labels or type), kind (used as two types).",
+    "Calls to metrics of the metrics facade not recorded, by reason: metrics_bound (past the bound on metrics), conflict (a family of that name with another type or labels), invalid (a name plimsoll refuses), kind (one name used as two types).",
 )
 .with_labels(&[LabelDecl::closed("reason")]);
 
@@ -175,7 +178,7 @@ impl RecorderBuilder {
                 max_metrics: self.max_metrics,
                 buckets: self.buckets,
                 help: Mutex::default(),
-                metrics: Mutex::default(),
+                metrics: RwLock::default(),
                 counters: DashMap::default(),
                 gauges: DashMap::default(),
                 histograms: DashMap::default(),
@@ -204,12 +207,18 @@ struct Inner {
     buckets: HashMap<String, Vec<f64>>,
     /// HELP texts from `describe_*`, by plimsoll name.
     help: Mutex<HashMap<String, String>>,
-    /// Each metric seen, by plimsoll name (`None`: refused for good).
-    metrics: Mutex<HashMap<String, Option<Arc<Metric>>>>,
+    /// Each metric seen, by plimsoll name.
+    metrics: RwLock<HashMap<String, Known>>,
     counters: Handles<CounterHandle>,
     gauges: Handles<GaugeHandle>,
     histograms: Handles<HistogramHandle>,
     refused: plimsoll_core::Counter<Reason>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        cache::forget(self.id);
+    }
 }
 
 impl fmt::Debug for Recorder {
@@ -246,12 +255,31 @@ impl Recorder {
     }
 }
 
+/// What became of a metric name.
+#[derive(Clone)]
+enum Known {
+    Recorded(Arc<Metric>),
+    /// Refused for good, for this reason.
+    Refused(&'static str),
+}
+
+/// The refusal reason of a registration error.
+fn refusal(error: &RegisterError) -> &'static str {
+    match error {
+        RegisterError::InvalidName(_)
+        | RegisterError::InvalidLabelName { .. }
+        | RegisterError::ReservedLabel { .. }
+        | RegisterError::DuplicateLabel { .. } => "invalid",
+        _ => "conflict",
+    }
+}
+
 /// The plimsoll family of one metric of the facade.
 struct Metric {
     kind: Kind,
     family: Family,
-    /// The facade's label names, in the family's order.
-    labels: Box<[String]>,
+    /// The facade's label names, in the order of the family's.
+    sources: Box<[String]>,
     /// Handles kept for this metric's keys (at most the series bound).
     kept: AtomicUsize,
     /// Whether a key with other label names was logged.
@@ -275,21 +303,21 @@ impl Metric {
     /// The values of `key`'s labels in the family's order: missing ones
     /// empty, extra ones dropped.
     fn values(&self, name: &str, key: &Key) -> DynLabels {
-        let values = self.labels.iter().map(|label| {
+        let values = self.sources.iter().map(|source| {
             key.labels()
-                .find(|l| names::label(l.key()) == *label)
+                .find(|l| l.key() == source)
                 .map_or("", |l| l.value())
         });
         let values = DynLabels::new(values);
-        let matches = key.labels().count() == self.labels.len()
+        let matches = key.labels().count() == self.sources.len()
             && key
                 .labels()
-                .all(|l| self.labels.contains(&names::label(l.key())));
+                .all(|l| self.sources.iter().any(|s| s == l.key()));
         if !matches && !self.mismatch_logged.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 target: "plimsoll",
                 metric = name,
-                labels = ?self.labels,
+                labels = ?self.sources,
                 "a metrics-facade key has other label names than the metric's first: its missing labels are empty, its extra ones dropped"
             );
         }
@@ -302,26 +330,50 @@ impl Inner {
     /// (counted) when refused.
     fn metric(&self, key: &Key, kind: Kind) -> Option<Arc<Metric>> {
         let name = names::metric(key.name());
-        let mut metrics = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(known) = metrics.get(&name) {
-            return match known {
-                Some(metric) if metric.kind == kind => Some(metric.clone()),
-                Some(_) => self.refuse("kind"),
-                None => self.refuse("conflict"),
-            };
+        let known = self
+            .metrics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+            .cloned();
+        let known = match known {
+            Some(known) => known,
+            None => match self.register_metric(&name, key, kind) {
+                Ok(known) => known,
+                Err(error) => {
+                    tracing::warn!(target: "plimsoll", metric = name.as_str(), %error, "a metrics-facade metric is not recorded");
+                    Known::Refused(refusal(&error))
+                }
+            },
+        };
+        match known {
+            Known::Recorded(metric) if metric.kind == kind => Some(metric),
+            Known::Recorded(_) => self.refuse("kind"),
+            Known::Refused(reason) => self.refuse(reason),
+        }
+    }
+
+    /// Registers the family of the metric `name` at its first key (unless
+    /// another thread just did); an error is kept as the metric's refusal.
+    fn register_metric(&self, name: &str, key: &Key, kind: Kind) -> Result<Known, RegisterError> {
+        let mut metrics = self.metrics.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = metrics.get(name) {
+            return Ok(known.clone());
         }
         if metrics.len() >= self.max_metrics {
-            return self.refuse("metrics_bound");
+            // Not kept: the bound holds for names never seen.
+            return Ok(Known::Refused("metrics_bound"));
         }
-        let labels: Box<[String]> = key.labels().map(|l| names::label(l.key())).collect();
+        let (sources, labels) =
+            names::labels(key.labels().map(|l| l.key()), kind == Kind::Histogram);
         let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
         let help = self
             .help
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&name);
+            .remove(name);
         let help = help.unwrap_or_else(|| format!("{} (through the metrics facade).", key.name()));
-        let opts = MetricOpts::new(name.clone(), help).with_max_series(self.max_series);
+        let opts = MetricOpts::new(name, help).with_max_series(self.max_series);
         let telemetry = &self.telemetry;
         let family = match kind {
             Kind::Counter => telemetry
@@ -329,7 +381,7 @@ impl Inner {
                 .map(Family::Counter),
             Kind::Gauge => telemetry.gauge_dyn(opts, &label_refs).map(Family::Gauge),
             Kind::Histogram => {
-                let opts = match self.buckets.get(&name) {
+                let opts = match self.buckets.get(name) {
                     Some(bounds) => opts.with_buckets(bounds.clone()),
                     None => opts,
                 };
@@ -338,24 +390,21 @@ impl Inner {
                     .map(Family::Histogram)
             }
         };
-        let metric = match family {
-            Ok(family) => Some(Arc::new(Metric {
+        let known = match family {
+            Ok(family) => Known::Recorded(Arc::new(Metric {
                 kind,
                 family,
-                labels,
+                sources,
                 kept: AtomicUsize::new(0),
                 mismatch_logged: AtomicBool::new(false),
             })),
             Err(error) => {
-                tracing::warn!(target: "plimsoll", metric = name.as_str(), %error, "a metrics-facade metric is not recorded");
-                None
+                metrics.insert(name.to_string(), Known::Refused(refusal(&error)));
+                return Err(error);
             }
         };
-        metrics.insert(name, metric.clone());
-        match metric {
-            Some(metric) => Some(metric),
-            None => self.refuse("conflict"),
-        }
+        metrics.insert(name.to_string(), known.clone());
+        Ok(known)
     }
 
     #[cold]
@@ -379,13 +428,19 @@ impl Inner {
         }
         let metric = self.metric(key, kind)?;
         let handle = Arc::new(make(&metric, metric.values(key.name(), key))?);
-        let kept = metric.kept.fetch_add(1, Ordering::Relaxed) < self.max_series;
-        if kept {
-            handles.insert(key.clone(), handle.clone());
-        } else {
-            metric.kept.fetch_sub(1, Ordering::Relaxed);
+        match handles.entry(key.clone()) {
+            // Another thread made it meanwhile: one handle per key.
+            dashmap::Entry::Occupied(kept) => Some((kept.get().clone(), true)),
+            dashmap::Entry::Vacant(slot) => {
+                if metric.kept.fetch_add(1, Ordering::Relaxed) < self.max_series {
+                    slot.insert(handle.clone());
+                    Some((handle, true))
+                } else {
+                    metric.kept.fetch_sub(1, Ordering::Relaxed);
+                    Some((handle, false))
+                }
+            }
         }
-        Some((handle, kept))
     }
 }
 
@@ -502,13 +557,10 @@ impl Recorder {
     /// comes before the metric's first use.
     fn describe(&self, key: KeyName, description: SharedString) {
         let name = names::metric(key.as_str());
-        let registered = self
-            .inner
-            .metrics
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&name);
-        if !registered {
+        // Held while the description is kept, so that a first use cannot
+        // register the metric in between (and leave it without its HELP).
+        let metrics = self.inner.metrics.read().unwrap_or_else(|e| e.into_inner());
+        if !metrics.contains_key(&name) {
             let mut help = self.inner.help.lock().unwrap_or_else(|e| e.into_inner());
             // Bounded as the metrics are: descriptions of names never used
             // stop being kept past the bound.

@@ -20,6 +20,34 @@ pub(crate) fn label(name: &str) -> String {
     name
 }
 
+/// A metric's label names, made valid: its facade names (the first of
+/// each), and the plimsoll names, made distinct (`_2`, `_3`… for names made
+/// alike) and, on a histogram, `le` as `exported_le`.
+pub(crate) fn labels<'a>(
+    keys: impl Iterator<Item = &'a str>,
+    histogram: bool,
+) -> (Box<[String]>, Box<[String]>) {
+    let (mut sources, mut names): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for key in keys {
+        if sources.iter().any(|s| s == key) {
+            continue;
+        }
+        let mut name = label(key);
+        if histogram && name == "le" {
+            name = "exported_le".into();
+        }
+        let base = name.clone();
+        let mut n = 2;
+        while names.contains(&name) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        sources.push(key.to_string());
+        names.push(name);
+    }
+    (sources.into(), names.into())
+}
+
 fn valid(name: &str, allowed: impl Fn(char) -> bool) -> String {
     let mut out: String = name
         .chars()
@@ -46,5 +74,17 @@ mod tests {
         assert_eq!(label("__name__"), "x__name__");
         assert_eq!(label("a:b"), "a_b");
         assert_eq!(label("é"), "_");
+    }
+
+    #[test]
+    fn label_names_are_made_distinct() {
+        let (sources, names) = labels(["a.b", "a_b", "le", "a.b", "tenant_id"].into_iter(), true);
+        assert_eq!(&*sources, ["a.b", "a_b", "le", "tenant_id"]);
+        assert_eq!(
+            &*names,
+            ["a_b", "a_b_2", "exported_le", "exported_tenant_id"]
+        );
+        let (_, names) = labels(["le"].into_iter(), false);
+        assert_eq!(&*names, ["le"]);
     }
 }

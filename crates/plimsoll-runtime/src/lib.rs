@@ -42,8 +42,8 @@
 //! in the runtime's own buckets (tokio keeps no sum: `_sum` is estimated
 //! from the buckets' midpoints).
 //!
-//! A scrape reads a few counters per worker: about a microsecond for an
-//! 8-worker runtime (`benches/runtime.rs`).
+//! A scrape reads a few counters per worker: a few microseconds for an
+//! 8-worker runtime (`benches/runtime.rs`, docs/benchmarks.md).
 
 pub mod families;
 
