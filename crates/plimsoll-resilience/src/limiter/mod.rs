@@ -389,6 +389,10 @@ impl RateLimiter {
     /// to be worked out only when asked for.
     #[inline]
     pub(crate) fn admit_tenant(&self, tenant: &Tenant) -> Result<Allowed, Decision> {
+        // One slot lookup for the limiter's own tenants (the common case).
+        if let Some(slot) = self.slot_of(tenant) {
+            return self.admit(&Probe::Tenant(slot), tenant, tenant);
+        }
         let local = self.local(tenant);
         self.admit(&self.tenant_probe(&local), &local, tenant)
     }
