@@ -116,8 +116,37 @@ pub const SCHEDULE_DELAY: FamilyDecl = FamilyDecl::histogram(
 )
 .with_unit("seconds");
 
-/// Every family of this crate, for the catalogue (the last nine need
-/// `--cfg tokio_unstable`).
+/// Default bound on task monitor names.
+pub const DEFAULT_MAX_TASKS: usize = 100;
+
+const TASK: LabelDecl = LabelDecl::open("task", DEFAULT_MAX_TASKS);
+const TASK_VIA: LabelDecl = LabelDecl::bounded_via("task", "tokio_task_polls_total", "task");
+
+/// `tokio_task_polls_total{task}`: polls of the futures a task monitor
+/// instruments.
+pub const TASK_POLLS: FamilyDecl = FamilyDecl::counter(
+    "tokio_task_polls_total",
+    "Polls of the futures instrumented by each task monitor.",
+)
+.with_labels(&[TASK]);
+
+/// `tokio_task_poll_seconds_total{task}`: time spent in those polls.
+pub const TASK_POLL_SECONDS: FamilyDecl = FamilyDecl::counter(
+    "tokio_task_poll_seconds_total",
+    "Time spent polling the futures instrumented by each task monitor, in seconds.",
+)
+.with_unit("seconds")
+.with_labels(&[TASK_VIA]);
+
+/// `tokio_task_alive{task}`: instrumented futures not yet finished.
+pub const TASK_ALIVE: FamilyDecl = FamilyDecl::gauge(
+    "tokio_task_alive",
+    "Futures instrumented by each task monitor, made and not yet finished or dropped.",
+)
+.with_labels(&[TASK_VIA]);
+
+/// Every family of this crate, for the catalogue (`tokio_blocking_threads`
+/// to `tokio_schedule_delay_seconds` need `--cfg tokio_unstable`).
 pub const ALL: &[FamilyDecl] = &[
     WORKERS,
     ALIVE_TASKS,
@@ -134,7 +163,18 @@ pub const ALL: &[FamilyDecl] = &[
     WORKER_LOCAL_QUEUE_DEPTH,
     POLL_TIME,
     SCHEDULE_DELAY,
+    TASK_POLLS,
+    TASK_POLL_SECONDS,
+    TASK_ALIVE,
 ];
+
+/// Labels of the task monitor families.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct TaskLabels {
+    /// The name given to the monitor.
+    pub task: Arc<str>,
+}
+impl_label_set!(TaskLabels { task });
 
 /// Labels of the per-worker families.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]

@@ -42,10 +42,31 @@
 //! in the runtime's own buckets (tokio keeps no sum: `_sum` is estimated
 //! from the buckets' midpoints).
 //!
+//! # Task monitors
+//!
+//! [`TaskMonitors`] counts the futures of named long-running tasks (a queue
+//! consumer, a refresher): `tokio_task_polls_total{task}`,
+//! `tokio_task_poll_seconds_total{task}` (a task whose polls take long
+//! holds its worker) and `tokio_task_alive{task}`, on any build.
+//!
+//! ```
+//! # let telemetry = plimsoll_core::Telemetry::builder().build().unwrap();
+//! let monitors = plimsoll_runtime::TaskMonitors::new(&telemetry)?;
+//! let consumer = monitors.monitor("orders-consumer");
+//! # let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//! # rt.block_on(async {
+//! tokio::spawn(consumer.instrument(async { /* consume */ })).await?;
+//! # Ok::<_, tokio::task::JoinError>(()) })?;
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! A scrape reads a few counters per worker: a few microseconds for an
 //! 8-worker runtime (`benches/runtime.rs`, docs/benchmarks.md).
 
 pub mod families;
+mod tasks;
+
+pub use tasks::{Monitored, TaskMonitor, TaskMonitors};
 
 use std::sync::Arc;
 use std::time::Duration;
