@@ -243,3 +243,20 @@ fn label_names_made_alike_stay_apart_and_values_named_other_fold() {
         support::promtool_check(&text).unwrap();
     }
 }
+
+#[test]
+fn install_makes_it_the_process_recorder_once() {
+    let t = telemetry();
+    Recorder::builder(&t).build().unwrap().install().unwrap();
+    // Outside any local recorder (the other tests' local ones take
+    // precedence while they run), the macros reach the installed one.
+    std::thread::spawn(|| metrics::counter!("installed_calls").increment(3))
+        .join()
+        .unwrap();
+    assert_eq!(t.scrape().value("installed_calls_total", &[]), Some(3.0));
+    let again = Recorder::builder(&telemetry()).build().unwrap().install();
+    assert_eq!(
+        again.unwrap_err().to_string(),
+        "a global metrics recorder is installed already"
+    );
+}

@@ -127,6 +127,20 @@ fn up_burns_the_slo_until_the_page_reaches_the_receiver_and_down_stops_everythin
             "{part} is not up:\n{out}"
         );
     }
+    // Each URL is printed.
+    for (var, part) in [
+        ("STACK_APP_PORT", "app"),
+        ("STACK_PROMETHEUS_PORT", "prometheus"),
+        ("STACK_ALERTMANAGER_PORT", "alertmanager"),
+        ("STACK_RECEIVER_PORT", "receiver"),
+    ] {
+        let port = &stack.env.iter().find(|(k, _)| k == var).unwrap().1;
+        let url = format!("http://127.0.0.1:{port}");
+        assert!(
+            out.lines().any(|l| l.contains(part) && l.contains(&url)),
+            "{part}: no {url}\n{out}"
+        );
+    }
     let started = stack.pids();
     assert_eq!(
         started.len(),
@@ -186,4 +200,23 @@ fn up_burns_the_slo_until_the_page_reaches_the_receiver_and_down_stops_everythin
     }
     let (_, status) = stack.run("status");
     assert_eq!(status.matches(" down").count(), 5, "{status}");
+
+    // A pid file naming a process `up` did not start (a reused pid: same
+    // number, another start time) leaves that process alone.
+    // It leads its own process group, as the parts do: only the start
+    // time tells it apart.
+    let mut other = Command::new("setsid")
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::fs::create_dir_all(stack.dir.join("pids")).unwrap();
+    std::fs::write(stack.dir.join("pids/app"), format!("{} 1\n", other.id())).unwrap();
+    let (ok, out) = stack.run("down");
+    assert!(ok, "{out}");
+    assert!(
+        alive(other.id() as i32),
+        "down stopped a process up did not start"
+    );
+    other.kill().unwrap();
+    other.wait().unwrap();
 }

@@ -294,12 +294,13 @@ impl<'a> LabelValues<'a> {
     /// Writes the next label's value (escaped). Values past the number of
     /// names are ignored.
     pub fn push(&mut self, value: &str) {
-        let Some(name) = self.names.get(self.written) else {
-            return;
-        };
         let Some(out) = self.out.as_deref_mut() else {
+            // Checking (see `all_other`): every value counts, names or not.
             self.all_other &= value == crate::names::OTHER;
             self.written += 1;
+            return;
+        };
+        let Some(name) = self.names.get(self.written) else {
             return;
         };
         out.push(',');
@@ -324,15 +325,6 @@ impl<'a> LabelValues<'a> {
 /// and the two are written as one. A set with no labels is not. Writes
 /// nothing, allocates nothing.
 pub(crate) fn all_other<L: LabelSet>(labels: &L) -> bool {
-    if L::DYNAMIC {
-        let labels: &dyn std::any::Any = labels;
-        return labels
-            .downcast_ref::<DynLabels>()
-            .is_some_and(|d| !d.0.is_empty() && d.values().all(|v| v == crate::names::OTHER));
-    }
-    if L::NAMES.is_empty() {
-        return false;
-    }
     let mut values = LabelValues {
         out: None,
         names: L::NAMES,
@@ -340,7 +332,9 @@ pub(crate) fn all_other<L: LabelSet>(labels: &L) -> bool {
         all_other: true,
     };
     labels.write_values(&mut values);
-    values.all_other && values.written == L::NAMES.len()
+    // A dynamic set's names are the family's: its values are what it has.
+    let complete = L::DYNAMIC || values.written == L::NAMES.len();
+    values.all_other && values.written > 0 && complete
 }
 
 /// Implements [`LabelSet`] for a struct whose fields implement [`LabelValue`];

@@ -136,7 +136,3 @@ pub struct QuotaLabels {
     pub quota_type: Arc<str>,
 }
 impl_label_set!(QuotaLabels { quota_type });
-label_key!(
-    /// The borrowed form of [`QuotaLabels`].
-    pub struct QuotaKey for QuotaLabels { quota_type: Arc<str> }
-);

@@ -183,11 +183,7 @@ fn unstable_families_pass_promtool() {
     rt.block_on(rt.spawn(async {})).unwrap();
     let text = t.encode(plimsoll_core::Format::Prometheus);
     assert!(text.contains("tokio_poll_time_seconds_bucket{tenant_id=\"__system__\",le=\"+Inf\"}"));
-    let promtool = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .output_with_stdin(text.as_bytes());
-    match promtool {
+    match promtool_check(&text) {
         Some((ok, out)) => assert!(ok && out.trim().is_empty(), "{out}\n{text}"),
         None => assert!(
             std::env::var("PLIMSOLL_REQUIRE_SERVICES").as_deref() != Ok("1"),
@@ -196,26 +192,22 @@ fn unstable_families_pass_promtool() {
     }
 }
 
-/// Runs a command with `input` on its standard input: whether it succeeded
-/// and what it printed, or `None` when it cannot be started.
+/// `promtool check metrics` on `text`: whether it passed and what it
+/// printed, or `None` when promtool cannot be started.
 #[cfg(tokio_unstable)]
-trait WithStdin {
-    fn output_with_stdin(&mut self, input: &[u8]) -> Option<(bool, String)>;
-}
-
-#[cfg(tokio_unstable)]
-impl WithStdin for std::process::Command {
-    fn output_with_stdin(&mut self, input: &[u8]) -> Option<(bool, String)> {
-        use std::io::Write;
-        let mut child = self
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .ok()?;
-        child.stdin.take()?.write_all(input).ok()?;
-        let out = child.wait_with_output().ok()?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        Some((out.status.success(), text))
-    }
+fn promtool_check(text: &str) -> Option<(bool, String)> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(text.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    let printed =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Some((out.status.success(), printed))
 }
