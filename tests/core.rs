@@ -546,6 +546,17 @@ fn label_guard_bounds_one_label_and_counts_overflow() {
         ),
         Some(2.0)
     );
+    // Resolved once, counted at each use: `try_admit` counts nothing.
+    assert_eq!(guard.try_admit("/e"), None);
+    assert_eq!(guard.try_admit("/a").as_deref(), Some("/a"));
+    guard.count_overflow();
+    assert_eq!(
+        t.scrape().value(
+            "plimsoll_cardinality_overflow_total",
+            &[("metric", "requests_total"), ("label", "route")]
+        ),
+        Some(3.0)
+    );
     // The declared bound applies when none is configured.
     let t = quiet().build().unwrap();
     let guard = t.label_guard(&ROUTES, "route").unwrap();

@@ -101,6 +101,75 @@ fn a_hundred_thousand_label_values_stay_within_the_bounds() {
 }
 
 #[test]
+fn a_noisy_label_is_bounded_on_its_own_and_the_others_keep_their_values() {
+    let t = telemetry();
+    let recorder = Recorder::builder(&t)
+        .max_series(1_000)
+        .max_label_values(10)
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        for i in 0..10_000 {
+            let status = ["200", "404", "500"][i % 3];
+            // A request id in a label: what a library should not do.
+            let c = metrics::counter!("calls", "status" => status, "request" => format!("r{i}"));
+            c.increment(1);
+            c.increment(1); // a kept handle of a folded key counts each use
+            c.absolute(1_000_000); // no level to set in a shared series
+        }
+    });
+    let s = t.scrape();
+    // Ten request ids keep their own series (raised to the level set);
+    // every status keeps its own label beside `__other__`, and nothing
+    // is lost.
+    assert_eq!(s.series_count("calls_total"), 10 + 3);
+    assert_eq!(
+        s.value("calls_total", &[("status", "404"), ("request", "r1")]),
+        Some(1_000_000.0)
+    );
+    assert_eq!(
+        s.sum("calls_total", &[]),
+        10.0 * 1_000_000.0 + 2.0 * 9_990.0
+    );
+    for status in ["200", "404", "500"] {
+        let want = (0..10_000).filter(|i| ["200", "404", "500"][i % 3] == status && *i >= 10);
+        assert_eq!(
+            s.value(
+                "calls_total",
+                &[("status", status), ("request", "__other__")]
+            ),
+            Some(2.0 * want.count() as f64),
+            "{status}"
+        );
+    }
+    // Each use that recorded past the bound is counted, under the label
+    // that overflowed.
+    assert_eq!(
+        s.value(
+            "plimsoll_cardinality_overflow_total",
+            &[("metric", "calls_total"), ("label", "request")]
+        ),
+        Some(2.0 * 9_990.0)
+    );
+    assert_eq!(
+        s.value(
+            "plimsoll_cardinality_overflow_total",
+            &[("metric", "calls_total"), ("label", "status")]
+        ),
+        None
+    );
+    assert_eq!(recorder.kept_handles(), 1_000);
+    let err = Recorder::builder(&t)
+        .max_label_values(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "max_label_values: must be greater than zero"
+    );
+}
+
+#[test]
 fn histograms_take_the_configured_buckets() {
     let t = Telemetry::builder()
         .with_process_metrics(false)

@@ -452,24 +452,38 @@ impl LabelGuard {
     /// values were seen (or `value` was seen before); `__other__` otherwise,
     /// counting the overflow.
     pub fn admit(&self, value: &str) -> Arc<str> {
+        self.try_admit(value).unwrap_or_else(|| {
+            self.count_overflow();
+            self.inner.other.clone()
+        })
+    }
+
+    /// Like [`admit`](LabelGuard::admit), but a refused value is `None`
+    /// and not counted: for a caller that resolves a value once and counts
+    /// each later use with [`count_overflow`](LabelGuard::count_overflow).
+    pub fn try_admit(&self, value: &str) -> Option<Arc<str>> {
         match self.inner.values.admit(value) {
-            crate::bounded::Admission::Admitted(shared, _) => shared,
-            crate::bounded::Admission::Refused => {
-                let inner = &*self.inner;
-                inner
-                    .overflow
-                    .get_or_init(|| {
-                        crate::metrics::OverflowCounter::new(
-                            &inner.overflow_family,
-                            &inner.metric,
-                            &inner.label,
-                            inner.limit,
-                        )
-                    })
-                    .inc();
-                inner.other.clone()
-            }
+            crate::bounded::Admission::Admitted(shared, _) => Some(shared),
+            crate::bounded::Admission::Refused => None,
         }
+    }
+
+    /// Counts one use of a value past the bound in
+    /// `plimsoll_cardinality_overflow_total{metric,label}`.
+    #[cold]
+    pub fn count_overflow(&self) {
+        let inner = &*self.inner;
+        inner
+            .overflow
+            .get_or_init(|| {
+                crate::metrics::OverflowCounter::new(
+                    &inner.overflow_family,
+                    &inner.metric,
+                    &inner.label,
+                    inner.limit,
+                )
+            })
+            .inc();
     }
 
     /// The bound.

@@ -5,7 +5,7 @@ use std::sync::{Mutex, OnceLock};
 
 use metrics::{CounterFn, GaugeFn, HistogramFn};
 use plimsoll_core::scope::with_current;
-use plimsoll_core::{DynLabels, SeriesKey, Telemetry, Tenant};
+use plimsoll_core::{DynLabels, LabelGuard, SeriesKey, Telemetry, Tenant};
 
 /// Runs `f` with the tenant of the current request scope, else `__system__`.
 #[inline]
@@ -53,6 +53,9 @@ const CHUNK: usize = 16;
 pub(crate) struct Handle<F> {
     family: F,
     labels: DynLabels,
+    /// The guards of the labels whose value was made `__other__` (the
+    /// series is shared with other keys): each use counts in each.
+    folded: Box<[LabelGuard]>,
     telemetry: Telemetry,
     slots: Box<[OnceLock<Chunk>]>,
     /// Makes a counter's `absolute` (read, then add) one step.
@@ -63,11 +66,17 @@ pub(crate) struct Handle<F> {
 type Chunk = Box<[OnceLock<SeriesKey>]>;
 
 impl<F: Keyed> Handle<F> {
-    pub(crate) fn new(family: F, labels: DynLabels, telemetry: &Telemetry) -> Self {
+    pub(crate) fn new(
+        family: F,
+        labels: DynLabels,
+        folded: Box<[LabelGuard]>,
+        telemetry: &Telemetry,
+    ) -> Self {
         let chunks = telemetry.tenant_slots().min(MAX_SLOTS).div_ceil(CHUNK);
         Self {
             family,
             labels,
+            folded,
             telemetry: telemetry.clone(),
             slots: (0..chunks).map(|_| OnceLock::new()).collect(),
             absolute: Mutex::new(()),
@@ -77,6 +86,9 @@ impl<F: Keyed> Handle<F> {
     /// Runs `f` with the series of the current request's tenant.
     #[inline]
     fn with_series<R>(&self, f: impl FnOnce(&F, &SeriesKey) -> R) -> R {
+        if !self.folded.is_empty() {
+            self.folded.iter().for_each(LabelGuard::count_overflow);
+        }
         with_tenant(|tenant| {
             let find = || self.family.series(tenant, &self.labels);
             let key = match self.telemetry.tenant_slot(tenant) {
@@ -102,10 +114,13 @@ impl CounterFn for CounterHandle {
         self.with_series(|counter, key| counter.inc_at(key, value));
     }
 
-    /// Raises the series to `value`. A key past the bound shares its
-    /// tenant's `__other__` series with others: a level cannot be set
-    /// there, and nothing is recorded.
+    /// Raises the series to `value`. A key past a bound shares an
+    /// `__other__` series with others: a level cannot be set there, and
+    /// nothing is recorded.
     fn absolute(&self, value: u64) {
+        if !self.folded.is_empty() {
+            return;
+        }
         let _one_step = self.absolute.lock().unwrap_or_else(|e| e.into_inner());
         with_tenant(|tenant| {
             let key = self.family.key(tenant, &self.labels);

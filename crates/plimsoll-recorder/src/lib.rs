@@ -35,9 +35,17 @@
 //!   [`max_series`](RecorderBuilder::max_series) series: past it, values go
 //!   to the tenant's `__other__` series and are counted in
 //!   `plimsoll_cardinality_overflow_total`, whatever the number of label
-//!   values a library sends. The recorder keeps a handle for at most that
-//!   many keys per metric, so its own memory is bounded too. The number of
-//!   metrics is bounded by [`max_metrics`](RecorderBuilder::max_metrics).
+//!   values a library sends. In a metric with two labels or more, each
+//!   label is also bounded to
+//!   [`max_label_values`](RecorderBuilder::max_label_values) values: past
+//!   it, that label's new values are `__other__` while the other labels keep
+//!   theirs (a request id in one label does not take a status label's
+//!   series), and each such use counts in
+//!   `plimsoll_cardinality_overflow_total{metric,label}` under the label's
+//!   name (each bound counts what it refused). The recorder keeps a handle
+//!   for at most `max_series` keys per metric, so its own memory is bounded
+//!   too. The number of metrics is bounded by
+//!   [`max_metrics`](RecorderBuilder::max_metrics).
 //! - **Names.** Names and label names are made valid (`http.requests` is
 //!   `http_requests`; two facade names made alike are one metric); a
 //!   label named `tenant_id` is renamed `exported_tenant_id`, `le` on a
@@ -69,7 +77,9 @@ use dashmap::DashMap;
 use handle::{CounterHandle, GaugeHandle, Handle, HistogramHandle, Keyed};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
 use plimsoll_core::family::{FamilyDecl, LabelDecl};
-use plimsoll_core::{DynLabels, MetricOpts, RegisterError, Telemetry, Tenant, impl_label_set};
+use plimsoll_core::{
+    DynLabels, LabelGuard, MetricOpts, RegisterError, Telemetry, Tenant, impl_label_set,
+};
 
 mod cache;
 mod handle;
@@ -81,6 +91,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub const DEFAULT_MAX_SERIES: usize = 1_000;
 /// Default bound on distinct metrics.
 pub const DEFAULT_MAX_METRICS: usize = 1_000;
+/// Default bound on the values of each label of a metric with two labels
+/// or more.
+pub const DEFAULT_MAX_LABEL_VALUES: usize = 100;
 
 /// `plimsoll_recorder_refused_total{reason}`.
 pub const REFUSED: FamilyDecl = FamilyDecl::counter(
@@ -128,6 +141,7 @@ pub struct RecorderBuilder {
     telemetry: Telemetry,
     max_series: usize,
     max_metrics: usize,
+    max_label_values: usize,
     buckets: HashMap<String, Vec<f64>>,
 }
 
@@ -141,6 +155,15 @@ impl RecorderBuilder {
     /// Distinct metrics (default [`DEFAULT_MAX_METRICS`]).
     pub fn max_metrics(mut self, max: usize) -> Self {
         self.max_metrics = max;
+        self
+    }
+
+    /// Distinct values of each label of a metric with two labels or more
+    /// (default [`DEFAULT_MAX_LABEL_VALUES`]): past it, that label's new
+    /// values are `__other__` while the others keep theirs. A metric with
+    /// one label is bounded by [`max_series`](Self::max_series) alone.
+    pub fn max_label_values(mut self, max: usize) -> Self {
+        self.max_label_values = max;
         self
     }
 
@@ -162,6 +185,11 @@ impl RecorderBuilder {
                 field: "max_metrics",
             });
         }
+        if self.max_label_values == 0 {
+            return Err(RecorderError::Zero {
+                field: "max_label_values",
+            });
+        }
         for (metric, buckets) in &self.buckets {
             if !plimsoll_core::family::valid_buckets(buckets) {
                 return Err(RecorderError::Buckets {
@@ -176,6 +204,7 @@ impl RecorderBuilder {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 max_series: self.max_series,
                 max_metrics: self.max_metrics,
+                max_label_values: self.max_label_values,
                 buckets: self.buckets,
                 help: Mutex::default(),
                 metrics: RwLock::default(),
@@ -204,6 +233,7 @@ struct Inner {
     telemetry: Telemetry,
     max_series: usize,
     max_metrics: usize,
+    max_label_values: usize,
     buckets: HashMap<String, Vec<f64>>,
     /// HELP texts from `describe_*`, by plimsoll name.
     help: Mutex<HashMap<String, String>>,
@@ -226,6 +256,7 @@ impl fmt::Debug for Recorder {
         f.debug_struct("Recorder")
             .field("max_series", &self.inner.max_series)
             .field("max_metrics", &self.inner.max_metrics)
+            .field("max_label_values", &self.inner.max_label_values)
             .finish_non_exhaustive()
     }
 }
@@ -237,6 +268,7 @@ impl Recorder {
             telemetry: telemetry.clone(),
             max_series: DEFAULT_MAX_SERIES,
             max_metrics: DEFAULT_MAX_METRICS,
+            max_label_values: DEFAULT_MAX_LABEL_VALUES,
             buckets: HashMap::new(),
         }
     }
@@ -280,6 +312,9 @@ struct Metric {
     family: Family,
     /// The facade's label names, in the order of the family's.
     sources: Box<[String]>,
+    /// A guard on each label's values, in the same order (none for a
+    /// metric with one label: its series bound bounds it).
+    guards: Box<[LabelGuard]>,
     /// Handles kept for this metric's keys (at most the series bound).
     kept: AtomicUsize,
     /// Whether a key with other label names was logged.
@@ -300,14 +335,32 @@ enum Family {
 }
 
 impl Metric {
-    /// The values of `key`'s labels in the family's order: missing ones
-    /// empty, extra ones dropped.
-    fn values(&self, name: &str, key: &Key) -> DynLabels {
-        let values = self.sources.iter().map(|source| {
-            key.labels()
-                .find(|l| l.key() == source)
-                .map_or("", |l| l.value())
-        });
+    /// The values of `key`'s labels in the family's order (missing ones
+    /// empty, extra ones dropped, ones past their label's bound
+    /// `__other__`), and the guards of the labels past their bound.
+    fn values(&self, name: &str, key: &Key) -> (DynLabels, Box<[LabelGuard]>) {
+        let mut folded = Vec::new();
+        let values: Vec<Arc<str>> = self
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, source)| {
+                let value = key
+                    .labels()
+                    .find(|l| l.key() == source)
+                    .map_or("", |l| l.value());
+                match self.guards.get(i) {
+                    // A missing label is not a value a caller chose.
+                    Some(guard) if !value.is_empty() => {
+                        guard.try_admit(value).unwrap_or_else(|| {
+                            folded.push(guard.clone());
+                            Arc::from(plimsoll_core::names::OTHER)
+                        })
+                    }
+                    _ => Arc::from(value),
+                }
+            })
+            .collect();
         let values = DynLabels::new(values);
         let matches = key.labels().count() == self.sources.len()
             && key
@@ -321,7 +374,7 @@ impl Metric {
                 "a metrics-facade key has other label names than the metric's first: its missing labels are empty, its extra ones dropped"
             );
         }
-        values
+        (values, folded.into())
     }
 }
 
@@ -390,11 +443,30 @@ impl Inner {
                     .map(Family::Histogram)
             }
         };
+        let family = family.and_then(|family| {
+            let guards = if labels.len() < 2 {
+                Box::default()
+            } else {
+                // Named as exposed: counters end in `_total`.
+                let exposed = match kind {
+                    Kind::Counter => {
+                        format!("{}_total", name.strip_suffix("_total").unwrap_or(name))
+                    }
+                    _ => name.to_string(),
+                };
+                labels
+                    .iter()
+                    .map(|label| telemetry.bounded_label(&exposed, label, self.max_label_values))
+                    .collect::<Result<_, _>>()?
+            };
+            Ok((family, guards))
+        });
         let known = match family {
-            Ok(family) => Known::Recorded(Arc::new(Metric {
+            Ok((family, guards)) => Known::Recorded(Arc::new(Metric {
                 kind,
                 family,
                 sources,
+                guards,
                 kept: AtomicUsize::new(0),
                 mismatch_logged: AtomicBool::new(false),
             })),
@@ -421,13 +493,14 @@ impl Inner {
         handles: &Handles<H>,
         key: &Key,
         kind: Kind,
-        make: impl FnOnce(&Metric, DynLabels) -> Option<H>,
+        make: impl FnOnce(&Metric, DynLabels, Box<[LabelGuard]>) -> Option<H>,
     ) -> Option<(Arc<H>, bool)> {
         if let Some(handle) = handles.get(key) {
             return Some((handle.clone(), true));
         }
         let metric = self.metric(key, kind)?;
-        let handle = Arc::new(make(&metric, metric.values(key.name(), key))?);
+        let (labels, folded) = metric.values(key.name(), key);
+        let handle = Arc::new(make(&metric, labels, folded)?);
         match handles.entry(key.clone()) {
             // Another thread made it meanwhile: one handle per key.
             dashmap::Entry::Occupied(kept) => Some((kept.get().clone(), true)),
@@ -537,9 +610,9 @@ impl Inner {
         if let Some(handle) = cache::get(self.id, key, form.pick) {
             return handle;
         }
-        let made = self.handle(handles, key, kind, |metric, labels| {
+        let made = self.handle(handles, key, kind, |metric, labels, folded| {
             let family = (form.family)(&metric.family)?;
-            Some(Handle::new(family.clone(), labels, &self.telemetry))
+            Some(Handle::new(family.clone(), labels, folded, &self.telemetry))
         });
         let Some((handle, kept)) = made else {
             return (form.noop)();
