@@ -138,6 +138,23 @@ pub const TASK_POLL_SECONDS: FamilyDecl = FamilyDecl::counter(
 .with_unit("seconds")
 .with_labels(&[TASK_VIA]);
 
+/// `tokio_task_schedules_total{task}`: polls that followed a wake of the
+/// future.
+pub const TASK_SCHEDULES: FamilyDecl = FamilyDecl::counter(
+    "tokio_task_schedules_total",
+    "Polls of the futures instrumented by each task monitor that followed a wake.",
+)
+.with_labels(&[TASK_VIA]);
+
+/// `tokio_task_schedule_delay_seconds_total{task}`: time from each wake to
+/// the poll that followed it.
+pub const TASK_SCHEDULE_DELAY: FamilyDecl = FamilyDecl::counter(
+    "tokio_task_schedule_delay_seconds_total",
+    "Time from each wake of the futures instrumented by each task monitor to the poll that followed it, in seconds.",
+)
+.with_unit("seconds")
+.with_labels(&[TASK_VIA]);
+
 /// `tokio_task_alive{task}`: instrumented futures not yet finished.
 pub const TASK_ALIVE: FamilyDecl = FamilyDecl::gauge(
     "tokio_task_alive",
@@ -165,6 +182,8 @@ pub const ALL: &[FamilyDecl] = &[
     SCHEDULE_DELAY,
     TASK_POLLS,
     TASK_POLL_SECONDS,
+    TASK_SCHEDULES,
+    TASK_SCHEDULE_DELAY,
     TASK_ALIVE,
 ];
 

@@ -47,7 +47,10 @@
 //! [`TaskMonitors`] counts the futures of named long-running tasks (a queue
 //! consumer, a refresher): `tokio_task_polls_total{task}`,
 //! `tokio_task_poll_seconds_total{task}` (a task whose polls take long
-//! holds its worker) and `tokio_task_alive{task}`, on any build.
+//! holds its worker), `tokio_task_schedules_total{task}` and
+//! `tokio_task_schedule_delay_seconds_total{task}` (polls that followed a
+//! wake, and the time from each wake to its poll: a task waiting for a
+//! worker) and `tokio_task_alive{task}`, on any build.
 //!
 //! ```
 //! # let telemetry = plimsoll_core::Telemetry::builder().build().unwrap();

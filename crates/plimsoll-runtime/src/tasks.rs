@@ -1,5 +1,6 @@
-//! Task monitors: polls and time in polls of named long-running tasks (a
-//! queue consumer, a cache refresher), read at scrape time.
+//! Task monitors: polls, time in polls and scheduling delay of named
+//! long-running tasks (a queue consumer, a cache refresher), read at
+//! scrape time.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -7,10 +8,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 
 use pin_project_lite::pin_project;
 use plimsoll_core::clock::Stamp;
+use plimsoll_core::family::FamilyDecl;
 use plimsoll_core::{LabelGuard, RegisterError, Telemetry, Tenant};
 
 use crate::families::{self, TaskLabels};
@@ -20,10 +22,16 @@ use crate::families::{self, TaskLabels};
 struct Counts {
     polls: AtomicU64,
     poll_nanos: AtomicU64,
+    /// Polls that followed a wake, and the time from each wake to its poll.
+    schedules: AtomicU64,
+    schedule_nanos: AtomicU64,
     alive: AtomicU64,
 }
 
 type Watched = Mutex<HashMap<Arc<str>, Arc<Counts>>>;
+
+/// Reads one family's value from a task name's counts.
+type Read = fn(&Counts) -> f64;
 
 /// The task monitors of one [`Telemetry`]: [`monitor`](Self::monitor)
 /// names one, and its futures are counted under that name. Cheap to clone.
@@ -56,18 +64,23 @@ impl TaskMonitors {
                 }
             }
         };
-        telemetry.declare_scraped(
-            &families::TASK_POLLS,
-            read(|c| c.polls.load(Ordering::Relaxed) as f64),
-        )?;
-        telemetry.declare_scraped(
-            &families::TASK_POLL_SECONDS,
-            read(|c| c.poll_nanos.load(Ordering::Relaxed) as f64 * 1e-9),
-        )?;
-        telemetry.declare_scraped(
-            &families::TASK_ALIVE,
-            read(|c| c.alive.load(Ordering::Relaxed) as f64),
-        )?;
+        fn count(n: &AtomicU64) -> f64 {
+            n.load(Ordering::Relaxed) as f64
+        }
+        let families: [(&FamilyDecl, Read); 5] = [
+            (&families::TASK_POLLS, |c| count(&c.polls)),
+            (&families::TASK_POLL_SECONDS, |c| {
+                count(&c.poll_nanos) * 1e-9
+            }),
+            (&families::TASK_SCHEDULES, |c| count(&c.schedules)),
+            (&families::TASK_SCHEDULE_DELAY, |c| {
+                count(&c.schedule_nanos) * 1e-9
+            }),
+            (&families::TASK_ALIVE, |c| count(&c.alive)),
+        ];
+        for (family, value) in families {
+            telemetry.declare_scraped(family, read(value))?;
+        }
         Ok(Self {
             names: telemetry.label_guard(&families::TASK_POLLS, "task")?,
             watched,
@@ -91,13 +104,55 @@ pub struct TaskMonitor {
 }
 
 impl TaskMonitor {
-    /// `future`, counted: each poll, the time it took, and whether the
-    /// future is alive (made and not yet finished or dropped).
+    /// `future`, counted: each poll, the time it took, the time from each
+    /// wake to the poll that follows it, and whether the future is alive
+    /// (made and not yet finished or dropped).
     pub fn instrument<F: Future>(&self, future: F) -> Monitored<F> {
         self.counts.alive.fetch_add(1, Ordering::Relaxed);
+        let wakes = Arc::new(Wakes::default());
         Monitored {
             future,
+            waker: Waker::from(wakes.clone()),
+            wakes,
             alive: Alive(Some(self.counts.clone())),
+        }
+    }
+}
+
+/// The waker a monitored future is polled with: it notes when the future
+/// was woken, then wakes the task's own waker.
+#[derive(Debug, Default)]
+struct Wakes {
+    /// `Stamp::as_nanos` of the first wake since the last poll (0: none).
+    woken_at: AtomicU64,
+    /// The waker of the last poll.
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Wakes {
+    /// Keeps the waker of this poll (once per task, as a task's waker
+    /// stays the same).
+    fn register(&self, waker: &Waker) {
+        let mut kept = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+        if !kept.as_ref().is_some_and(|k| k.will_wake(waker)) {
+            *kept = Some(waker.clone());
+        }
+    }
+}
+
+impl Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let now = Stamp::now().as_nanos().max(1);
+        let _ = self
+            .woken_at
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 }
@@ -126,6 +181,8 @@ pin_project! {
     pub struct Monitored<F> {
         #[pin]
         future: F,
+        waker: Waker,
+        wakes: Arc<Wakes>,
         alive: Alive,
     }
 }
@@ -135,13 +192,20 @@ impl<F: Future> Future for Monitored<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        this.wakes.register(cx.waker());
         let start = Stamp::now();
-        let poll = this.future.poll(cx);
+        let woken_at = this.wakes.woken_at.swap(0, Ordering::Relaxed);
+        let poll = this.future.poll(&mut Context::from_waker(this.waker));
         let end = Stamp::now();
         if let Some(counts) = &this.alive.0 {
             counts.polls.fetch_add(1, Ordering::Relaxed);
             let nanos = end.as_nanos().saturating_sub(start.as_nanos());
             counts.poll_nanos.fetch_add(nanos, Ordering::Relaxed);
+            if woken_at != 0 {
+                let delay = start.as_nanos().saturating_sub(woken_at);
+                counts.schedules.fetch_add(1, Ordering::Relaxed);
+                counts.schedule_nanos.fetch_add(delay, Ordering::Relaxed);
+            }
         }
         if poll.is_ready() {
             this.alive.end();

@@ -1,16 +1,27 @@
-//! Task monitors: exact polls, time in polls, alive futures, bounded names.
+//! Task monitors: exact polls, time in polls, scheduling delay, alive
+//! futures, bounded names.
 
 use std::time::Duration;
 
 use plimsoll_core::Telemetry;
 use plimsoll_runtime::TaskMonitors;
 
-#[tokio::test]
-async fn a_monitored_task_counts_its_polls_time_and_life() {
-    let t = Telemetry::builder()
+fn telemetry() -> Telemetry {
+    Telemetry::builder()
         .with_process_metrics(false)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// The value of `family` for the task `consumer`.
+fn of_consumer(t: &Telemetry, family: &str) -> Option<f64> {
+    t.scrape()
+        .value(family, &[("tenant_id", "__system__"), ("task", "consumer")])
+}
+
+#[tokio::test]
+async fn a_monitored_task_counts_its_polls_time_and_life() {
+    let t = telemetry();
     let monitors = TaskMonitors::new(&t).unwrap();
     let consumer = monitors.monitor("consumer");
     let (go, wait) = tokio::sync::oneshot::channel::<()>();
@@ -24,10 +35,7 @@ async fn a_monitored_task_counts_its_polls_time_and_life() {
     }));
     // Let it run up to its wait: alive, polled.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let value = |name: &str| {
-        t.scrape()
-            .value(name, &[("tenant_id", "__system__"), ("task", "consumer")])
-    };
+    let value = |family: &str| of_consumer(&t, family);
     assert_eq!(value("tokio_task_alive"), Some(1.0));
     assert_eq!(value("tokio_task_polls_total"), Some(4.0));
     let busy = value("tokio_task_poll_seconds_total").unwrap();
@@ -39,6 +47,35 @@ async fn a_monitored_task_counts_its_polls_time_and_life() {
     // A dropped future is no longer alive either.
     drop(consumer.instrument(std::future::pending::<()>()));
     assert_eq!(value("tokio_task_alive"), Some(0.0));
+}
+
+#[test]
+fn the_time_from_a_wake_to_its_poll_is_counted() {
+    let t = telemetry();
+    let monitors = TaskMonitors::new(&t).unwrap();
+    let consumer = monitors.monitor("consumer");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (ready, is_ready) = tokio::sync::oneshot::channel::<()>();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(consumer.instrument(async move {
+            ready.send(()).unwrap();
+            let _ = wait.await;
+        }));
+        is_ready.await.unwrap();
+        // Woken now, the consumer waits for the one thread, held 30 ms.
+        go.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        task.await.unwrap();
+    });
+    let value = |family: &str| of_consumer(&t, family);
+    // Two polls; the first was not woken (spawned), the second was.
+    assert_eq!(value("tokio_task_polls_total"), Some(2.0));
+    assert_eq!(value("tokio_task_schedules_total"), Some(1.0));
+    let delay = value("tokio_task_schedule_delay_seconds_total").unwrap();
+    assert!((0.03..5.0).contains(&delay), "{delay}");
 }
 
 #[test]
