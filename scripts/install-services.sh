@@ -8,6 +8,7 @@ need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)   # promtool + prometheus
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)   # alertmanager + amtool
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)   # validates deploy/compose.yaml
 # PostgreSQL: Debian keeps its tools off PATH (/usr/lib/postgresql/N/bin).
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
 command -v initdb >/dev/null 2>&1 || [ -n "$(pg_bin)" ] || need_apt+=(postgresql)
@@ -29,6 +30,12 @@ if ! python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus-client
 fi
 
+# Kubernetes' schemas, offline, for deploy/kubernetes.
+if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
+  echo "install-services: pip install kubernetes-validate"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore kubernetes-validate
+fi
+
 # The OTLP collector (rotel, pre-releases only), linked onto PATH.
 rotel_bin() { python3 -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))' 2>/dev/null; }
 if ! command -v rotel-agent >/dev/null 2>&1; then
@@ -39,4 +46,4 @@ if ! command -v rotel-agent >/dev/null 2>&1; then
   ln -sf "$(rotel_bin)" /usr/local/bin/rotel-agent
 fi
 
-echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), amtool $(amtool --version 2>&1 | head -n1 | awk '{print $3}'), redis-server $(redis-server --version | awk '{print $3}'), $(initdb --version), python prometheus_client ok, $(rotel-agent --version)"
+echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), amtool $(amtool --version 2>&1 | head -n1 | awk '{print $3}'), redis-server $(redis-server --version | awk '{print $3}'), $(initdb --version), python prometheus_client ok, $(docker-compose --version | awk '{print $3}' | tr -d ,) docker-compose, kubernetes-validate $(python3 -m kubernetes_validate --version), $(rotel-agent --version)"

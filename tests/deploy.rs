@@ -1,5 +1,6 @@
 //! The configurations in `deploy/` pass the validators a machine has
-//! (`promtool check config` with its rules, `amtool check-config`), the
+//! (`promtool check config` with its rules, `amtool check-config`,
+//! `docker-compose config`, Kubernetes' schemas), the
 //! files generated from `examples/slo.yaml` are what the `plimsoll`
 //! command writes today, and the compose file and Kubernetes manifests
 //! hold together (a structural check of each: what a field refers to
@@ -191,6 +192,63 @@ fn kubernetes_manifests_hold_together() {
         let get = &container[probe]["httpGet"];
         assert_eq!(text(get, "path"), path);
         assert_eq!(text(get, "port"), "http");
+    }
+}
+
+/// Runs the validator `command` makes for `file`, and for a copy with one
+/// field made wrong (`broken`: what to replace, and with what): the file
+/// passes, the copy does not, so the validator did read what it was given.
+fn validate(command: impl Fn(&Path) -> Command, file: &Path, broken: (&str, &str)) -> String {
+    let out = command(file).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}:\n{text}", file.display());
+    let original = std::fs::read_to_string(file).unwrap();
+    assert!(
+        original.contains(broken.0),
+        "{}: no {:?}",
+        file.display(),
+        broken.0
+    );
+    let copy = file.with_extension("broken.yaml");
+    std::fs::write(&copy, original.replacen(broken.0, broken.1, 1)).unwrap();
+    let failed = command(&copy).output().unwrap();
+    std::fs::remove_file(&copy).unwrap();
+    assert!(
+        !failed.status.success(),
+        "{} with {broken:?} passed",
+        file.display()
+    );
+    text
+}
+
+#[test]
+fn compose_file_and_manifests_pass_their_schemas() {
+    if support::available("docker-compose", &["--version"]) {
+        // `config` checks the file against the compose schema; no daemon.
+        let compose = |file: &Path| {
+            let mut command = Command::new("docker-compose");
+            command.arg("-f").arg(file).args(["config", "-q"]);
+            command
+        };
+        let ports = (r#"ports: ["3000:3000"]"#, "ports: 3000");
+        validate(compose, &deploy("compose.yaml"), ports);
+    }
+    if support::available("python3", &["-m", "kubernetes_validate", "--version"]) {
+        // Kubernetes' own schema, strict: no field it does not know.
+        let kubernetes = |file: &Path| {
+            let mut command = Command::new("python3");
+            command
+                .args(["-m", "kubernetes_validate", "--strict"])
+                .arg(file);
+            command
+        };
+        let port = ("containerPort: 3000", r#"containerPort: "3000""#);
+        let out = validate(kubernetes, &deploy("kubernetes/orders-api.yaml"), port);
+        for resource in ["deployment/orders-api", "service/orders-api"] {
+            let passed = format!("passed for resource {resource}");
+            assert!(out.contains(&passed), "{out}");
+        }
     }
 }
 
