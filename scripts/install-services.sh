@@ -46,4 +46,4 @@ if ! command -v rotel-agent >/dev/null 2>&1; then
   ln -sf "$(rotel_bin)" /usr/local/bin/rotel-agent
 fi
 
-echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), amtool $(amtool --version 2>&1 | head -n1 | awk '{print $3}'), redis-server $(redis-server --version | awk '{print $3}'), $(initdb --version), python prometheus_client ok, $(docker-compose --version | awk '{print $3}' | tr -d ,) docker-compose, kubernetes-validate $(python3 -m kubernetes_validate --version), $(rotel-agent --version)"
+echo "install-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'), amtool $(amtool --version 2>&1 | head -n1 | awk '{print $3}'), redis-server $(redis-server --version | awk '{print $3}'), $(initdb --version), python prometheus_client ok, $(docker-compose --version | head -n1), kubernetes-validate $(python3 -m kubernetes_validate --version), $(rotel-agent --version)"

@@ -210,10 +210,9 @@ fn validate(command: impl Fn(&Path) -> Command, file: &Path, broken: (&str, &str
         file.display(),
         broken.0
     );
-    let copy = file.with_extension("broken.yaml");
+    let copy = support::scratch_dir("deploy").join(file.file_name().unwrap());
     std::fs::write(&copy, original.replacen(broken.0, broken.1, 1)).unwrap();
     let failed = command(&copy).output().unwrap();
-    std::fs::remove_file(&copy).unwrap();
     assert!(
         !failed.status.success(),
         "{} with {broken:?} passed",
@@ -226,8 +225,10 @@ fn validate(command: impl Fn(&Path) -> Command, file: &Path, broken: (&str, &str
 fn compose_file_and_manifests_pass_their_schemas() {
     if support::available("docker-compose", &["--version"]) {
         // `config` checks the file against the compose schema; no daemon.
+        // Paths in it are relative to `deploy/`, wherever the file is.
         let compose = |file: &Path| {
             let mut command = Command::new("docker-compose");
+            command.arg("--project-directory").arg(deploy(""));
             command.arg("-f").arg(file).args(["config", "-q"]);
             command
         };

@@ -142,14 +142,14 @@ fn a_noisy_label_is_bounded_on_its_own_and_the_others_keep_their_values() {
             "{status}"
         );
     }
-    // Each use that recorded past the bound is counted, under the label
-    // that overflowed.
+    // Each use past the bound is counted, under the label that
+    // overflowed, even the `absolute` that recorded nothing.
     assert_eq!(
         s.value(
             "plimsoll_cardinality_overflow_total",
             &[("metric", "calls_total"), ("label", "request")]
         ),
-        Some(2.0 * 9_990.0)
+        Some(3.0 * 9_990.0)
     );
     assert_eq!(
         s.value(
@@ -158,7 +158,20 @@ fn a_noisy_label_is_bounded_on_its_own_and_the_others_keep_their_values() {
         ),
         None
     );
-    assert_eq!(recorder.kept_handles(), 1_000);
+    // Only keys of their own keep a handle.
+    assert_eq!(recorder.kept_handles(), 10);
+    // A second recorder on the telemetry keeps the label's bound of 10.
+    let second = Recorder::builder(&t).max_label_values(50).build().unwrap();
+    metrics::with_local_recorder(&second, || {
+        metrics::counter!("calls", "status" => "200", "request" => "r20").increment(1);
+    });
+    assert_eq!(
+        t.scrape().value(
+            "calls_total",
+            &[("status", "200"), ("request", "__other__")]
+        ),
+        Some(2.0 * 3_330.0 + 1.0)
+    );
     let err = Recorder::builder(&t)
         .max_label_values(0)
         .build()
@@ -304,6 +317,8 @@ fn label_names_made_alike_stay_apart_and_values_named_other_fold() {
         r#"sizes_count{tenant_id="__system__",exported_le="x"} 1"#,
         r#"odd_total{tenant_id="__system__",k="x"} 1"#,
         r#"odd_total{tenant_id="__system__",k="__other__"} 2"#,
+        // Each use past the bound, the `absolute` that recorded nothing too.
+        r#"plimsoll_cardinality_overflow_total{tenant_id="__system__",metric="odd_total",label="k"} 3"#,
     ] {
         assert!(text.contains(&format!("{line}\n")), "{line}\n{text}");
     }

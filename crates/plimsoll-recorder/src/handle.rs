@@ -115,16 +115,19 @@ impl CounterFn for CounterHandle {
     }
 
     /// Raises the series to `value`. A key past a bound shares an
-    /// `__other__` series with others: a level cannot be set there, and
-    /// nothing is recorded.
+    /// `__other__` series with others: a level cannot be set there, so
+    /// nothing is recorded, and the use is counted as overflow.
     fn absolute(&self, value: u64) {
         if !self.folded.is_empty() {
+            self.folded.iter().for_each(LabelGuard::count_overflow);
             return;
         }
         let _one_step = self.absolute.lock().unwrap_or_else(|e| e.into_inner());
         with_tenant(|tenant| {
             let key = self.family.key(tenant, &self.labels);
             if key.is_overflow_series() {
+                // Adds nothing; counts the overflow.
+                self.family.inc_at(&key, 0);
                 return;
             }
             let now = self.family.get(tenant, &self.labels);

@@ -161,7 +161,9 @@ impl RecorderBuilder {
     /// Distinct values of each label of a metric with two labels or more
     /// (default [`DEFAULT_MAX_LABEL_VALUES`]): past it, that label's new
     /// values are `__other__` while the others keep theirs. A metric with
-    /// one label is bounded by [`max_series`](Self::max_series) alone.
+    /// one label is bounded by [`max_series`](Self::max_series) alone. A
+    /// label bounded already on the telemetry (by another recorder) keeps
+    /// the bound it has.
     pub fn max_label_values(mut self, max: usize) -> Self {
         self.max_label_values = max;
         self
@@ -279,8 +281,9 @@ impl Recorder {
     }
 
     /// Keys the recorder keeps a handle for (at most
-    /// [`max_series`](RecorderBuilder::max_series) per metric; other keys
-    /// are looked up at each use).
+    /// [`max_series`](RecorderBuilder::max_series) per metric, none with a
+    /// value past its label's bound; other keys are looked up at each
+    /// registration).
     pub fn kept_handles(&self) -> usize {
         let inner = &self.inner;
         inner.counters.len() + inner.gauges.len() + inner.histograms.len()
@@ -456,7 +459,16 @@ impl Inner {
                 };
                 labels
                     .iter()
-                    .map(|label| telemetry.bounded_label(&exposed, label, self.max_label_values))
+                    .map(|label| {
+                        match telemetry.bounded_label(&exposed, label, self.max_label_values) {
+                            // Bounded already (another recorder on this
+                            // telemetry): one label has one bound.
+                            Err(RegisterError::BoundConflict { bound, .. }) => {
+                                telemetry.bounded_label(&exposed, label, bound)
+                            }
+                            guard => guard,
+                        }
+                    })
                     .collect::<Result<_, _>>()?
             };
             Ok((family, guards))
@@ -500,7 +512,13 @@ impl Inner {
         }
         let metric = self.metric(key, kind)?;
         let (labels, folded) = metric.values(key.name(), key);
+        let kept = folded.is_empty();
         let handle = Arc::new(make(&metric, labels, folded)?);
+        if !kept {
+            // A key with a value past its label's bound keeps no handle:
+            // the handles kept are for keys of their own.
+            return Some((handle, false));
+        }
         match handles.entry(key.clone()) {
             // Another thread made it meanwhile: one handle per key.
             dashmap::Entry::Occupied(kept) => Some((kept.get().clone(), true)),

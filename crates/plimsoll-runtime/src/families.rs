@@ -146,11 +146,12 @@ pub const TASK_SCHEDULES: FamilyDecl = FamilyDecl::counter(
 )
 .with_labels(&[TASK_VIA]);
 
-/// `tokio_task_schedule_delay_seconds_total{task}`: time from each wake to
-/// the poll that followed it.
+/// `tokio_task_schedule_delay_seconds_total{task}`: time from the first
+/// wake after a poll (or that poll's end, if it came during it) to the
+/// next poll.
 pub const TASK_SCHEDULE_DELAY: FamilyDecl = FamilyDecl::counter(
     "tokio_task_schedule_delay_seconds_total",
-    "Time from each wake of the futures instrumented by each task monitor to the poll that followed it, in seconds.",
+    "Time the futures instrumented by each task monitor waited to be polled after a wake (from the first wake after a poll, or that poll's end if the wake came during it, to the next poll), in seconds.",
 )
 .with_unit("seconds")
 .with_labels(&[TASK_VIA]);

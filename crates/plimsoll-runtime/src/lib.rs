@@ -49,7 +49,7 @@
 //! `tokio_task_poll_seconds_total{task}` (a task whose polls take long
 //! holds its worker), `tokio_task_schedules_total{task}` and
 //! `tokio_task_schedule_delay_seconds_total{task}` (polls that followed a
-//! wake, and the time from each wake to its poll: a task waiting for a
+//! wake, and the time from the wake to that poll: a task waiting for a
 //! worker) and `tokio_task_alive{task}`, on any build.
 //!
 //! ```

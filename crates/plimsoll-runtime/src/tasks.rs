@@ -123,20 +123,29 @@ impl TaskMonitor {
 /// was woken, then wakes the task's own waker.
 #[derive(Debug, Default)]
 struct Wakes {
-    /// `Stamp::as_nanos` of the first wake since the last poll (0: none).
+    /// `Stamp::as_nanos` of the first wake since the last poll (0: none);
+    /// a wake during a poll counts from the poll's end (the task was
+    /// running, not waiting).
     woken_at: AtomicU64,
-    /// The waker of the last poll.
+    /// The waker of the last poll (none once the future is done).
     waker: Mutex<Option<Waker>>,
 }
 
 impl Wakes {
-    /// Keeps the waker of this poll (once per task, as a task's waker
-    /// stays the same).
-    fn register(&self, waker: &Waker) {
-        let mut kept = self.waker.lock().unwrap_or_else(|e| e.into_inner());
-        if !kept.as_ref().is_some_and(|k| k.will_wake(waker)) {
-            *kept = Some(waker.clone());
-        }
+    /// Keeps `waker` (once per task, as a task's waker stays the same);
+    /// `None` lets go of it.
+    fn keep(&self, waker: Option<&Waker>) {
+        let old = {
+            let mut kept = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+            if let (Some(kept), Some(waker)) = (&*kept, waker)
+                && kept.will_wake(waker)
+            {
+                return;
+            }
+            std::mem::replace(&mut *kept, waker.cloned())
+        };
+        // Dropped outside the lock: a waker's drop may run other code.
+        drop(old);
     }
 }
 
@@ -192,11 +201,18 @@ impl<F: Future> Future for Monitored<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        this.wakes.register(cx.waker());
-        let start = Stamp::now();
+        this.wakes.keep(Some(cx.waker()));
         let woken_at = this.wakes.woken_at.swap(0, Ordering::Relaxed);
+        let start = Stamp::now();
         let poll = this.future.poll(&mut Context::from_waker(this.waker));
         let end = Stamp::now();
+        // A wake during the poll: the wait for a worker starts now.
+        let _ = this
+            .wakes
+            .woken_at
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |at| {
+                (at != 0 && at < end.as_nanos()).then_some(end.as_nanos())
+            });
         if let Some(counts) = &this.alive.0 {
             counts.polls.fetch_add(1, Ordering::Relaxed);
             let nanos = end.as_nanos().saturating_sub(start.as_nanos());
@@ -209,6 +225,7 @@ impl<F: Future> Future for Monitored<F> {
         }
         if poll.is_ready() {
             this.alive.end();
+            this.wakes.keep(None);
         }
         poll
     }

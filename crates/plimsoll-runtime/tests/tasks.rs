@@ -79,6 +79,38 @@ fn the_time_from_a_wake_to_its_poll_is_counted() {
 }
 
 #[test]
+fn a_wake_during_a_poll_counts_from_the_poll_s_end() {
+    let t = telemetry();
+    let monitors = TaskMonitors::new(&t).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut polled = false;
+    let wakes_itself = std::future::poll_fn(move |cx| {
+        if std::mem::replace(&mut polled, true) {
+            return std::task::Poll::Ready(());
+        }
+        // Woken at once, then busy 300 ms: running, not waiting.
+        cx.waker().wake_by_ref();
+        std::thread::sleep(Duration::from_millis(300));
+        std::task::Poll::Pending
+    });
+    rt.block_on(async {
+        let consumer = monitors.monitor("consumer");
+        tokio::spawn(consumer.instrument(wakes_itself))
+            .await
+            .unwrap();
+    });
+    assert_eq!(of_consumer(&t, "tokio_task_polls_total"), Some(2.0));
+    assert_eq!(of_consumer(&t, "tokio_task_schedules_total"), Some(1.0));
+    let delay = of_consumer(&t, "tokio_task_schedule_delay_seconds_total").unwrap();
+    // Polled again as soon as the poll ended: far less than the 300 ms.
+    assert!(delay < 0.25, "{delay}");
+    let busy = of_consumer(&t, "tokio_task_poll_seconds_total").unwrap();
+    assert!(busy >= 0.3, "{busy}");
+}
+
+#[test]
 fn task_names_are_bounded() {
     let t = Telemetry::builder()
         .with_process_metrics(false)
