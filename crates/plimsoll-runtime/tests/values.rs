@@ -84,6 +84,48 @@ fn three_workers_and_five_waiting_tasks() {
 }
 
 #[test]
+fn tasks_spawned_while_every_worker_is_held_wait_in_the_global_queue() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let t = telemetry();
+    plimsoll_runtime::register(&t, rt.handle()).unwrap();
+    // Each worker held by a task that blocks its thread.
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let wait = std::sync::Arc::new(std::sync::Mutex::new(wait));
+    let holders: Vec<_> = (0..2)
+        .map(|_| {
+            let (held, wait) = (held.clone(), wait.clone());
+            rt.spawn(async move {
+                held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = wait.lock().unwrap().recv();
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while held.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "the workers were not held");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Spawned from outside the runtime, with no worker free: the global queue.
+    let queued: Vec<_> = (0..4).map(|_| rt.spawn(async {})).collect();
+    let s = t.scrape();
+    assert_eq!(value(&s, "tokio_global_queue_depth"), 4.0);
+    assert_eq!(value(&s, "tokio_alive_tasks"), 6.0);
+    for _ in 0..2 {
+        release.send(()).unwrap();
+    }
+    rt.block_on(async {
+        for task in holders.into_iter().chain(queued) {
+            task.await.unwrap();
+        }
+    });
+    assert_eq!(value(&t.scrape(), "tokio_global_queue_depth"), 0.0);
+}
+
+#[test]
 fn a_current_thread_runtime_has_one_worker() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -113,6 +155,7 @@ fn unstable_builds_read_blocking_threads_yields_and_poll_times() {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder
         .worker_threads(2)
+        .max_blocking_threads(2)
         .enable_metrics_poll_time_histogram();
     #[cfg(feature = "schedule-latency")]
     builder.enable_metrics_schedule_latency_histogram();
@@ -121,7 +164,8 @@ fn unstable_builds_read_blocking_threads_yields_and_poll_times() {
     plimsoll_runtime::register(&t, rt.handle()).unwrap();
     let (release, waiting) = std::sync::mpsc::channel::<()>();
     let waiting = std::sync::Arc::new(std::sync::Mutex::new(waiting));
-    let blocking: Vec<_> = (0..2)
+    // Three blocking tasks for two blocking threads: one waits in the queue.
+    let blocking: Vec<_> = (0..3)
         .map(|_| {
             let waiting = waiting.clone();
             rt.spawn_blocking(move || {
@@ -133,31 +177,43 @@ fn unstable_builds_read_blocking_threads_yields_and_poll_times() {
         rt.block_on(rt.spawn(async { tokio::task::yield_now().await }))
             .unwrap();
     }
+    // A task that finds 1,000 messages ready uses up its budget (128) and
+    // is made to yield: at least 7 times.
+    rt.block_on(rt.spawn(async {
+        let (send, mut receive) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..1_000 {
+            send.send(i).unwrap();
+        }
+        drop(send);
+        while receive.recv().await.is_some() {}
+    }))
+    .unwrap();
     let s = settled(&t, |s| {
         let polls = s.sum("tokio_worker_polls_total", &[]);
         value(s, "tokio_blocking_threads") == 2.0
             && value(s, "tokio_idle_blocking_threads") == 0.0
-            && value(s, "tokio_blocking_queue_depth") == 0.0
+            && value(s, "tokio_blocking_queue_depth") == 1.0
             && polls >= 4.0
             && value(s, "tokio_poll_time_seconds_count") == polls
     });
     assert_eq!(value(&s, "tokio_blocking_threads"), 2.0);
     assert_eq!(value(&s, "tokio_idle_blocking_threads"), 0.0);
-    assert_eq!(value(&s, "tokio_blocking_queue_depth"), 0.0);
-    assert_eq!(value(&s, "tokio_spawned_tasks_total"), 4.0);
+    assert_eq!(value(&s, "tokio_blocking_queue_depth"), 1.0);
+    assert_eq!(value(&s, "tokio_spawned_tasks_total"), 5.0);
     assert_eq!(s.series_count("tokio_worker_polls_total"), 2);
     assert_eq!(s.series_count("tokio_worker_steals_total"), 2);
     assert_eq!(s.series_count("tokio_worker_local_queue_depth"), 2);
-    assert_eq!(value(&s, "tokio_budget_forced_yields_total"), 0.0);
+    let forced = value(&s, "tokio_budget_forced_yields_total");
+    assert!(forced >= 7.0, "{forced}");
     // Every poll lands in the poll-time histogram.
     let polls = s.sum("tokio_worker_polls_total", &[]);
-    assert!(polls >= 4.0, "four tasks, each polled: {polls}");
+    assert!(polls >= 5.0, "five tasks, each polled: {polls}");
     assert_eq!(value(&s, "tokio_poll_time_seconds_count"), polls);
     assert!(value(&s, "tokio_poll_time_seconds_sum") > 0.0);
     #[cfg(feature = "schedule-latency")]
     assert!(value(&s, "tokio_schedule_delay_seconds_count") >= 4.0);
 
-    for _ in 0..2 {
+    for _ in 0..3 {
         release.send(()).unwrap();
     }
     rt.block_on(async {
