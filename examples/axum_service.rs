@@ -347,6 +347,18 @@ fn trial_quota() -> Quota {
         .allow_burst(std::num::NonZeroU32::new(5).unwrap())
 }
 
+/// The app, with what an operator's tools hold on to.
+pub(crate) struct App {
+    pub(crate) router: Router,
+    /// Drained on shutdown.
+    pub(crate) health: Health,
+    /// Read by the health check; an admin tool would force it open while
+    /// the provider is known to be down, or closed once it is back (the
+    /// tests do).
+    #[cfg_attr(not(test), expect(dead_code, reason = "this binary has no admin tool"))]
+    pub(crate) payments_breaker: CircuitBreaker,
+}
+
 /// Builds the app on an order store (with Redis for idempotency keys when
 /// given a connection), and its health (the database, Redis when
 /// configured, the payments breaker); the tests build the same one.
@@ -354,7 +366,7 @@ pub(crate) async fn app_with(
     telemetry: &Telemetry,
     db: MeteredPool<sqlx::Any>,
     redis: Option<redis::aio::MultiplexedConnection>,
-) -> Result<(Router, Health), sqlx::Error> {
+) -> Result<App, sqlx::Error> {
     let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM orders")
         .fetch_one(&db)
         .await?;
@@ -410,7 +422,7 @@ pub(crate) async fn app_with(
         .expect("limiter settings are valid");
     limiter.set_override(telemetry.tenant(TRIAL_TENANT), "trial", trial_quota());
     let state = AppState {
-        payments_breaker,
+        payments_breaker: payments_breaker.clone(),
         redis,
         telemetry: telemetry.clone(),
         db,
@@ -460,10 +472,14 @@ pub(crate) async fn app_with(
     // The orders API's SLOs, live in /metrics (the rules for Prometheus
     // come from the same declarations: see docs/slo.md).
     plimsoll::slo::LiveSlos::register(telemetry, &order_slos()).expect("SLO gauges register");
-    let app = app
+    let router = app
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state);
-    Ok((app, health))
+    Ok(App {
+        router,
+        health,
+        payments_breaker,
+    })
 }
 
 /// Serves the app on a free loopback port in the background: how the tests
@@ -477,14 +493,28 @@ pub(crate) async fn serve_loopback(
     std::net::SocketAddr,
     tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
-    let (app, _health) = app_with(telemetry, db, redis)
+    let app = app_with(telemetry, db, redis)
         .await
         .expect("the app builds");
+    serve(app.router).await
+}
+
+/// Serves `router` on a free loopback port in the background.
+#[cfg(test)]
+pub(crate) async fn serve(
+    router: Router,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a loopback port");
     let addr = listener.local_addr().expect("its address");
-    (addr, tokio::spawn(axum::serve(listener, app).into_future()))
+    (
+        addr,
+        tokio::spawn(axum::serve(listener, router).into_future()),
+    )
 }
 
 /// The orders API's SLOs: 99.9% of requests succeed, 99% finish within
@@ -535,7 +565,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let database = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE.to_string());
     let db = open_orders(&telemetry, &database).await?;
-    let (app, health) = app_with(&telemetry, db, redis).await?;
+    let App {
+        router: app,
+        health,
+        ..
+    } = app_with(&telemetry, db, redis).await?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let local = listener.local_addr()?;
     println!("orders-api listening on http://{local}");

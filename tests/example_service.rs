@@ -173,11 +173,64 @@ async fn a_burst_from_one_tenant_is_limited_while_the_others_are_served() {
             .parse()
             .unwrap()
     };
-    // (Unless this machine took 2 s since the burst: by then it is back.)
-    if burst.elapsed() < std::time::Duration::from_secs(2) {
-        assert!(remaining("trial") < 5.0, "{text}");
-    }
+    // At most what 2 a second brought back since the burst (nothing, on a
+    // machine that answers within half a second).
+    let back = (2.0 * burst.elapsed().as_secs_f64()).floor().min(5.0);
+    assert!(remaining("trial") <= back, "{back}\n{text}");
     assert!(remaining("acme") >= 30.0, "{text}");
+    server.abort();
+}
+
+fn post_order(tenant: &str) -> String {
+    let body = r#"{"item":"tea","quantity":1}"#;
+    format!(
+        "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: {tenant}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test]
+async fn an_open_payments_breaker_sheds_orders_with_503_and_shows_in_metrics() {
+    let t = Telemetry::builder().build().unwrap();
+    let db = example::open_orders(&t, example::DEFAULT_DATABASE)
+        .await
+        .unwrap();
+    let app = example::app_with(&t, db, None).await.unwrap();
+    let breaker = app.payments_breaker.clone();
+    let (addr, server) = example::serve(app.router).await;
+    let placed = request(addr, &post_order("acme")).await;
+    assert!(placed.starts_with("HTTP/1.1 201"), "{placed}");
+
+    // The provider is known to be down: an operator opens the breaker.
+    breaker.force_open();
+    let shed = request(addr, &post_order("acme")).await;
+    assert!(shed.starts_with("HTTP/1.1 503"), "{shed}");
+    assert!(shed.contains("retry-after: 10\r\n"), "{shed}");
+    assert!(
+        shed.ends_with(r#"{"error":"payments unavailable"}"#),
+        "{shed}"
+    );
+    // Orders are still listed: the service is degraded, not down.
+    let listed = request(addr, &get("/api/v1/orders", "x-tenant-id: acme\r\n")).await;
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    let text = request(addr, &get("/metrics", "")).await;
+    for line in [
+        r#"circuit_breaker_state{tenant_id="__system__",service="payments"} 1"#,
+        r#"circuit_breaker_calls_total{tenant_id="__system__",service="payments",outcome="success"} 1"#,
+        r#"circuit_breaker_calls_total{tenant_id="__system__",service="payments",outcome="rejected"} 1"#,
+        r#"circuit_breaker_transitions_total{tenant_id="__system__",service="payments",from="closed",to="open"} 1"#,
+        r#"http_requests_total{tenant_id="acme",method="POST",route="/api/v1/orders",status_code="503"} 1"#,
+    ] {
+        assert!(text.contains(&format!("{line}\n")), "{line}\n{text}");
+    }
+
+    // Back: closed again, orders are placed.
+    breaker.force_closed();
+    let placed = request(addr, &post_order("acme")).await;
+    assert!(placed.starts_with("HTTP/1.1 201"), "{placed}");
+    let text = request(addr, &get("/metrics", "")).await;
+    let closed = r#"circuit_breaker_state{tenant_id="__system__",service="payments"} 0"#;
+    assert!(text.contains(&format!("{closed}\n")), "{text}");
     server.abort();
 }
 

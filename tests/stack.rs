@@ -1,7 +1,8 @@
 //! `scripts/stack.sh`: `up` starts every part on free loopback ports, 5xx
 //! traffic to the example burns its availability SLO until Alertmanager's
-//! receiver logs the firing burn-rate page from the generated rules, and
-//! `down` leaves none of the processes `up` started.
+//! receiver logs the firing burn-rate page and ticket from the generated
+//! rules, the first exemplar in Prometheus leads to its trace in the
+//! collector's log, and `down` leaves none of the processes `up` started.
 #![cfg(all(feature = "http", feature = "slo", feature = "otlp"))]
 
 mod support;
@@ -79,8 +80,30 @@ fn place_order(port: u16, tenant: &str) -> Option<u16> {
     answer.get(9..12)?.parse().ok()
 }
 
+/// The body of `GET path` (HTTP/1.0: no chunks to undo).
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nhost: x\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer.split_once("\r\n\r\n")?.1.to_string())
+}
+
+/// The trace id of the first exemplar Prometheus holds for the request
+/// durations (the walk-through's query in docs/deployment.md).
+fn first_exemplar(prometheus: u16) -> Option<String> {
+    let body = http_get(
+        prometheus,
+        "/api/v1/query_exemplars?query=http_request_duration_seconds_bucket",
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let id = v["data"][0]["exemplars"][0]["labels"]["trace_id"].as_str()?;
+    Some(id.to_string())
+}
+
 #[test]
-fn up_burns_the_slo_until_the_page_reaches_the_receiver_and_down_stops_everything() {
+fn up_burns_the_slo_to_a_page_and_a_ticket_an_exemplar_leads_to_its_trace_and_down_stops_everything() {
     let tools = [
         ("prometheus", "--version"),
         ("amtool", "--version"),
@@ -156,7 +179,30 @@ fn up_burns_the_slo_until_the_page_reaches_the_receiver_and_down_stops_everythin
     let log = stack.dir.join("logs/receiver.log.jsonl");
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut codes = std::collections::BTreeMap::new();
-    let page = loop {
+    // The line of the firing burn-rate alert sent to `path`, if received.
+    let firing = |received: &str, path: &str, severity: &str| {
+        received
+            .lines()
+            .find(|line| {
+                // A line the receiver is still writing does not parse yet.
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                    return false;
+                };
+                v["path"] == path
+                    && v["notification"]["alerts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|a| {
+                            a["status"] == "firing"
+                                && a["labels"]["alertname"] == "SloErrorBudgetBurn"
+                                && a["labels"]["slo"] == "orders-availability"
+                                && a["labels"]["severity"] == severity
+                        })
+            })
+            .map(str::to_string)
+    };
+    let (page, ticket) = loop {
         for tenant in 0..10 {
             if let Some(code) = place_order(stack.app_port, &format!("tenant-{tenant}")) {
                 *codes.entry(code).or_insert(0) += 1;
@@ -164,34 +210,55 @@ fn up_burns_the_slo_until_the_page_reaches_the_receiver_and_down_stops_everythin
         }
         std::thread::sleep(Duration::from_millis(100));
         let received = std::fs::read_to_string(&log).unwrap_or_default();
-        let firing = received.lines().find(|line| {
-            // A line the receiver is still writing does not parse yet.
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-                return false;
-            };
-            v["path"] == "/page"
-                && v["notification"]["alerts"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|a| {
-                        a["status"] == "firing"
-                            && a["labels"]["alertname"] == "SloErrorBudgetBurn"
-                            && a["labels"]["slo"] == "orders-availability"
-                            && a["labels"]["severity"] == "page"
-                    })
-        });
-        if let Some(line) = firing {
-            break line.to_string();
+        // The page, and the ticket (the slower windows burn too).
+        let page = firing(&received, "/page", "page");
+        let ticket = firing(&received, "/ticket", "ticket");
+        if let (Some(page), Some(ticket)) = (page, ticket) {
+            break (page, ticket);
         }
         assert!(
             Instant::now() < deadline,
-            "no page within 120 s; answers {codes:?}; the receiver got:\n{received}"
+            "no page and ticket within 120 s; answers {codes:?}; the receiver got:\n{received}"
         );
     };
     assert!(codes.get(&502).is_some_and(|n| *n > 0), "{codes:?}");
     assert!(!codes.contains_key(&429), "{codes:?}");
     assert!(page.contains("burning its error budget too fast"), "{page}");
+    assert!(
+        ticket.contains("burning its error budget too fast"),
+        "{ticket}"
+    );
+
+    // Follow an exemplar to its trace: the first exemplar's trace id is in
+    // the collector's log (the app exports in batches: within 30 s).
+    let prometheus: u16 = stack
+        .env
+        .iter()
+        .find(|(k, _)| k == "STACK_PROMETHEUS_PORT")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let collector_log = stack.dir.join("logs/collector.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (trace, spans) = loop {
+        let trace = first_exemplar(prometheus);
+        let spans = std::fs::read_to_string(&collector_log).unwrap_or_default();
+        if let Some(trace) = &trace
+            && spans.contains(&format!("Trace ID       : {trace}"))
+        {
+            break (trace.clone(), spans);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "exemplar {trace:?} not traced within 30 s; the collector logged {} bytes",
+            spans.len()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(trace.len(), 32, "{trace}");
+    assert!(trace.bytes().all(|b| b.is_ascii_hexdigit()), "{trace}");
+    assert!(spans.contains("POST /api/v1/orders"), "no order span");
 
     let (ok, out) = stack.run("down");
     assert!(ok, "{out}");
