@@ -103,7 +103,8 @@ fn first_exemplar(prometheus: u16) -> Option<String> {
 }
 
 #[test]
-fn up_burns_the_slo_to_a_page_and_a_ticket_an_exemplar_leads_to_its_trace_and_down_stops_everything() {
+fn up_burns_the_slo_to_a_page_and_a_ticket_an_exemplar_leads_to_its_trace_and_down_stops_everything()
+ {
     let tools = [
         ("prometheus", "--version"),
         ("amtool", "--version"),

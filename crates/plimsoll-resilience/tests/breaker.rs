@@ -483,3 +483,69 @@ async fn grpc_failure_codes_open_it_and_caller_errors_do_not() {
     }
     assert_eq!(breaker.state(), BreakerState::Open);
 }
+
+/// A service that is never ready (a full buffer, a spent concurrency
+/// limit); counts the calls it gets (none, if the contract holds).
+#[derive(Clone)]
+struct NeverReady(Arc<AtomicUsize>);
+
+impl Service<Call> for NeverReady {
+    type Response = ();
+    type Error = &'static str;
+    type Future = Call;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), &'static str>> {
+        std::task::Poll::Pending
+    }
+
+    fn call(&mut self, call: Call) -> Call {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        call
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_fails_fast_in_front_of_a_service_that_is_not_ready() {
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let breaker = breaker(&metrics);
+    let stuck_calls = Arc::new(AtomicUsize::new(0));
+    let stuck = tower::Layer::layer(&breaker.layer(), NeverReady(stuck_calls.clone()));
+    let wait = Duration::from_secs(1);
+    // Closed: an admitted call waits for the inner service.
+    assert!(
+        tokio::time::timeout(wait, stuck.clone().oneshot(ok()))
+            .await
+            .is_err()
+    );
+    // Open: shed at once, without waiting for it.
+    breaker.force_open();
+    let shed = tokio::time::timeout(wait, stuck.clone().oneshot(ok())).await;
+    assert!(matches!(shed, Ok(Err(BreakerError::Open(_)))), "{shed:?}");
+    breaker.release();
+
+    // Half-open: a probe admitted while its service was not ready frees
+    // its slot when that service is dropped.
+    let working = tower::Layer::layer(&breaker.layer(), inner(Arc::default()));
+    for call in [fail(), fail(), fail(), fail()] {
+        let _ = working.clone().oneshot(call).await;
+    }
+    assert_eq!(breaker.state(), BreakerState::Open);
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let (mut a, mut b) = (stuck.clone(), stuck.clone());
+    for probe in [&mut a, &mut b] {
+        assert!(tokio::time::timeout(wait, probe.ready()).await.is_err());
+    }
+    assert_eq!(breaker.state(), BreakerState::HalfOpen);
+    let third = working.clone().oneshot(ok()).await;
+    assert!(
+        matches!(&third, Err(BreakerError::Open(o)) if o.state == BreakerState::HalfOpen),
+        "both probe slots are held: {third:?}"
+    );
+    drop((a, b));
+    assert!(working.clone().oneshot(ok()).await.is_ok());
+    assert_eq!(stuck_calls.load(Ordering::SeqCst), 0);
+}

@@ -133,16 +133,71 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
             inner,
             core: self.core.clone(),
             classify: self.classify.clone(),
+            admission: None,
         }
     }
 }
 
 /// A service behind a circuit breaker.
-#[derive(Clone, Debug)]
+///
+/// The breaker decides in `poll_ready`: a call it sheds is ready at once,
+/// without waiting for the inner service (an open breaker in front of a
+/// full buffer still fails fast); a call it admits waits for the inner
+/// service's readiness.
+#[derive(Debug)]
 pub struct CircuitBreakerService<S, C> {
     inner: S,
     core: Arc<Core>,
     classify: C,
+    /// The breaker's decision for the next call, taken in `poll_ready`.
+    admission: Option<Result<Permit, BreakerOpen>>,
+}
+
+impl<S: Clone, C: Clone> Clone for CircuitBreakerService<S, C> {
+    /// A clone has its own readiness: no decision yet.
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            core: self.core.clone(),
+            classify: self.classify.clone(),
+            admission: None,
+        }
+    }
+}
+
+impl<S, C> CircuitBreakerService<S, C> {
+    /// Decides the next call: shed, it is ready at once (the inner service
+    /// is not called, so its readiness does not matter); admitted, it is
+    /// ready when the inner service is.
+    fn poll_admission<Req>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>>
+    where
+        S: Service<Req>,
+    {
+        let core = &self.core;
+        if self
+            .admission
+            .get_or_insert_with(|| core.acquire())
+            .is_err()
+        {
+            return Poll::Ready(Ok(()));
+        }
+        let ready = self.inner.poll_ready(cx);
+        if let Poll::Ready(Err(_)) = &ready
+            && let Some(Ok(permit)) = self.admission.take()
+        {
+            self.core.release(permit);
+        }
+        ready
+    }
+}
+
+impl<S, C> Drop for CircuitBreakerService<S, C> {
+    /// A probe admitted for a call never made frees its slot.
+    fn drop(&mut self) {
+        if let Some(Ok(permit)) = self.admission.take() {
+            self.core.release(permit);
+        }
+    }
 }
 
 impl<S, C, Req> Service<Req> for CircuitBreakerService<S, C>
@@ -155,11 +210,13 @@ where
     type Future = ResponseFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(BreakerError::Inner)
+        self.poll_admission(cx).map_err(BreakerError::Inner)
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.core.acquire() {
+        // Decided in `poll_ready` (or now, for a caller that did not ask).
+        let admission = self.admission.take();
+        match admission.unwrap_or_else(|| self.core.acquire()) {
             Ok(permit) => {
                 let span = self.core.open_span();
                 let service = &mut self.inner;
@@ -298,7 +355,7 @@ where
     type Future = Answer503Future<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.inner.poll_ready(cx)
+        self.inner.poll_admission(cx)
     }
 
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
