@@ -549,3 +549,57 @@ async fn an_open_breaker_fails_fast_in_front_of_a_service_that_is_not_ready() {
     assert!(working.clone().oneshot(ok()).await.is_ok());
     assert_eq!(stuck_calls.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_kit_s_status_classifier_decides_failures_as_the_red_layer_does() {
+    use plimsoll_core::classify::{ErrorType, StatusClassifier, classify_status};
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    // Answers the status its path names.
+    let echo = service_fn(|req: http::Request<String>| async move {
+        let status: u16 = req.uri().path()[1..].parse().unwrap();
+        let response = http::Response::builder().status(status).body(String::new());
+        Ok::<_, std::convert::Infallible>(response.unwrap())
+    });
+    let get = |path: &str| http::Request::get(path).body(String::new()).unwrap();
+    let breaker = |name: &str| {
+        metrics
+            .breaker(name)
+            .sliding_window(SlidingWindow::Count(4))
+            .minimum_calls(4)
+            .failure_rate(0.5)
+            .build()
+            .unwrap()
+    };
+    // The service's rule (its RED layer's too): a dependency answering
+    // 429 is failing us; 4xx otherwise are the caller's.
+    let rule = StatusClassifier::new(|status| match status {
+        429 => Some(ErrorType::ServerError),
+        other => classify_status(other),
+    });
+    let ours = breaker("search");
+    let by_rule = tower::Layer::layer(&ours.layer().classify(rule), echo);
+    let default = breaker("search-default");
+    let by_default = tower::Layer::layer(&default.layer().classify(HttpServerErrors), echo);
+    for path in ["/404", "/404", "/404", "/404"] {
+        let answer = by_rule.clone().oneshot(get(path)).await.unwrap();
+        assert_eq!(answer.status(), 404);
+        let _ = by_default.clone().oneshot(get(path)).await;
+    }
+    assert_eq!(ours.state(), BreakerState::Closed);
+    // Two 429s make half the window: open.
+    for path in ["/429", "/429"] {
+        let _ = by_rule.clone().oneshot(get(path)).await;
+        let _ = by_default.clone().oneshot(get(path)).await;
+    }
+    assert_eq!(ours.state(), BreakerState::Open);
+    assert_eq!(default.state(), BreakerState::Closed);
+    let failures = |service: &str| {
+        t.scrape().sum(
+            "circuit_breaker_calls_total",
+            &[("service", service), ("outcome", "failure")],
+        )
+    };
+    assert_eq!(failures("search"), 2.0);
+    assert_eq!(failures("search-default"), 0.0);
+}

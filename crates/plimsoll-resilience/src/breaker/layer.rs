@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use plimsoll_core::classify::{GrpcCode, GrpcFailures, Outcome};
+use plimsoll_core::classify::{ErrorType, GrpcCode, GrpcFailures, Outcome, StatusClassifier};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -32,6 +32,9 @@ impl<Res, E> ClassifyFailure<Res, E> for Errors {
 }
 
 /// HTTP: errors and 5xx responses are failures (4xx are the caller's).
+/// The kit's [`StatusClassifier`] decides the same by default, and with
+/// your own rule (the one your RED layer uses) it is a breaker's
+/// classifier too.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HttpServerErrors;
 
@@ -39,6 +42,20 @@ impl<B, E> ClassifyFailure<http::Response<B>, E> for HttpServerErrors {
     fn is_failure(&self, result: &Result<http::Response<B>, E>) -> bool {
         match result {
             Ok(response) => Outcome::Http(response.status().as_u16()).is_failure(),
+            Err(_) => true,
+        }
+    }
+}
+
+/// HTTP, by the kit's classifier: errors, and responses it classifies as
+/// [`ErrorType::ServerError`] (the same rule as the RED layer's
+/// `with_classifier`).
+impl<B, E> ClassifyFailure<http::Response<B>, E> for StatusClassifier {
+    fn is_failure(&self, result: &Result<http::Response<B>, E>) -> bool {
+        match result {
+            Ok(response) => {
+                self.classify(response.status().as_u16()) == Some(ErrorType::ServerError)
+            }
             Err(_) => true,
         }
     }
