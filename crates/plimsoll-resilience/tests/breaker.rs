@@ -603,3 +603,111 @@ async fn the_kit_s_status_classifier_decides_failures_as_the_red_layer_does() {
     assert_eq!(failures("search"), 2.0);
     assert_eq!(failures("search-default"), 0.0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_time_window_judges_the_failure_rate_of_recent_calls_only() {
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let breaker = metrics
+        .breaker("recent")
+        .sliding_window(SlidingWindow::Time(Duration::from_secs(60)))
+        .minimum_calls(2)
+        .failure_rate(0.5)
+        .build()
+        .unwrap();
+    let svc = tower::Layer::layer(&breaker.layer(), inner(Arc::default()));
+    let _ = svc.clone().oneshot(fail()).await;
+    // A minute later, that failure is out of the window: one success in
+    // it, too few calls to judge (with the failure it would be 1 in 2).
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let _ = svc.clone().oneshot(ok()).await;
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    let _ = svc.clone().oneshot(fail()).await;
+    assert_eq!(breaker.state(), BreakerState::Open, "1 failure in 2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_open_period_grows_with_each_failed_probe_up_to_its_cap() {
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let breaker = metrics
+        .breaker("capped")
+        .consecutive_failures(1)
+        .minimum_calls(100)
+        .open_for(Duration::from_secs(10))
+        .open_backoff(3.0, Duration::from_secs(45))
+        .build()
+        .unwrap();
+    let svc = tower::Layer::layer(&breaker.layer(), inner(Arc::default()));
+    let _ = svc.clone().oneshot(fail()).await;
+    // 10 s, then 30, then 90 capped at 45, and 45 again.
+    for open_for in [10, 30, 45, 45] {
+        let Err(BreakerError::Open(open)) = svc.clone().oneshot(ok()).await else {
+            panic!("open")
+        };
+        assert_eq!(open.retry_in, Duration::from_secs(open_for));
+        tokio::time::advance(open.retry_in).await;
+        // The probe fails: open again, for longer.
+        let _ = svc.clone().oneshot(fail()).await;
+    }
+}
+
+#[test]
+fn probes_racing_from_many_threads_are_held_to_the_limit() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_time()
+        .build()
+        .unwrap();
+    let t = telemetry();
+    let metrics = ResilienceMetrics::new(&t).unwrap();
+    let breaker = metrics
+        .breaker("raced")
+        .consecutive_failures(1)
+        .minimum_calls(100)
+        .open_for(Duration::from_millis(50))
+        .half_open_probes(3)
+        .build()
+        .unwrap();
+    let inner_calls = Arc::new(AtomicUsize::new(0));
+    let svc = tower::Layer::layer(&breaker.layer(), inner(inner_calls.clone()));
+    rt.block_on(async {
+        let _ = svc.clone().oneshot(fail()).await;
+        assert_eq!(breaker.state(), BreakerState::Open);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        // 64 calls racing on 4 threads; the admitted ones hang until told.
+        let (release, _) = tokio::sync::broadcast::channel::<()>(1);
+        let racers: Vec<_> = (0..64)
+            .map(|_| {
+                let mut released = release.subscribe();
+                let call: Call = Box::pin(async move {
+                    let _ = released.recv().await;
+                    Ok(())
+                });
+                tokio::spawn(svc.clone().oneshot(call))
+            })
+            .collect();
+        // Wait until every racer is decided: three admitted, the rest shed.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while calls_of(&t, "raced", "rejected") < 61.0 {
+            assert!(std::time::Instant::now() < deadline, "racers undecided");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(inner_calls.load(Ordering::SeqCst), 1 + 3);
+        release.send(()).unwrap();
+        let mut admitted = 0;
+        for racer in racers {
+            admitted += usize::from(racer.await.unwrap().is_ok());
+        }
+        assert_eq!(admitted, 3);
+    });
+    assert_eq!(calls_of(&t, "raced", "rejected"), 61.0);
+    assert_eq!(calls_of(&t, "raced", "success"), 3.0);
+}
+
+fn calls_of(t: &Telemetry, service: &str, outcome: &str) -> f64 {
+    t.scrape().sum(
+        "circuit_breaker_calls_total",
+        &[("service", service), ("outcome", outcome)],
+    )
+}
