@@ -4,7 +4,8 @@
 //! the measurement).
 //!
 //! - `breaker`: a closed breaker over a `Result` service (admission, the
-//!   lock-free window, the call counted under the request's tenant).
+//!   lock-free window, the call counted; breakers count under
+//!   `__system__`).
 //! - `limiter`: an HTTP request allowed by a per-tenant limit (tenant from
 //!   the request, governor's keyed check; the quota left is read at scrape
 //!   time), inside a tokio runtime as in a server.
