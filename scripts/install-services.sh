@@ -33,7 +33,7 @@ fi
 # Kubernetes' schemas, offline, for deploy/kubernetes.
 if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
   echo "install-services: pip install kubernetes-validate"
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore kubernetes-validate
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore kubernetes-validate==1.37.0
 fi
 
 # The OTLP collector (rotel, pre-releases only), linked onto PATH.
