@@ -1,7 +1,8 @@
 //! The happy path of the breaker and the limiter over a bare service, in
 //! the same run: 1,000 calls per iteration of a service that answers at
-//! once, each call's future polled to completion by hand (no runtime in
-//! the measurement).
+//! once, each call made as tower's contract has it (`poll_ready`, then
+//! `call`) and its future polled to completion by hand (no runtime in the
+//! measurement).
 //!
 //! - `breaker`: a closed breaker over a `Result` service (admission, the
 //!   lock-free window, the call counted; breakers count under
@@ -41,6 +42,12 @@ fn now<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// One call as tower's contract has it: readiness, then the call.
+fn ready_call<S: Service<R>, R>(service: &mut S, request: R) -> Result<S::Response, S::Error> {
+    now(std::future::poll_fn(|cx| service.poll_ready(cx)))?;
+    now(service.call(request))
+}
+
 fn happy_paths(c: &mut Criterion) {
     let telemetry = harness::telemetry();
     let metrics = ResilienceMetrics::new(&telemetry).unwrap();
@@ -56,7 +63,7 @@ fn happy_paths(c: &mut Criterion) {
         b.iter(|| {
             scope.enter(|| {
                 for i in 0..CALLS as u64 {
-                    black_box(now(bare.call(black_box(i))).unwrap());
+                    black_box(ready_call(&mut bare, black_box(i)).unwrap());
                 }
             })
         })
@@ -65,7 +72,7 @@ fn happy_paths(c: &mut Criterion) {
         b.iter(|| {
             scope.enter(|| {
                 for i in 0..CALLS as u64 {
-                    black_box(now(guarded.call(black_box(i))).unwrap());
+                    black_box(ready_call(&mut guarded, black_box(i)).unwrap());
                 }
             })
         })
@@ -109,14 +116,14 @@ fn happy_paths(c: &mut Criterion) {
     group.bench_function("bare", |b| {
         b.iter(|| {
             for _ in 0..CALLS {
-                black_box(now(bare.call(request())).unwrap());
+                black_box(ready_call(&mut bare, request()).unwrap());
             }
         })
     });
     group.bench_function("plimsoll", |b| {
         b.iter(|| {
             for _ in 0..CALLS {
-                let response = now(limited.call(request())).unwrap();
+                let response = ready_call(&mut limited, request()).unwrap();
                 assert_eq!(response.status(), 200);
                 black_box(response);
             }
@@ -137,7 +144,7 @@ where
         let start = std::time::Instant::now();
         scope.enter(|| {
             for i in 0..PER_ROUND as u64 {
-                black_box(now(service.call(black_box(i))).unwrap());
+                black_box(ready_call(service, black_box(i)).unwrap());
             }
         });
         start.elapsed().as_nanos() as f64 / PER_ROUND as f64
@@ -160,7 +167,7 @@ where
     {
         let start = std::time::Instant::now();
         for _ in 0..PER_ROUND {
-            let response = now(service.call(request())).unwrap();
+            let response = ready_call(service, request()).unwrap();
             assert_eq!(response.status(), 200);
             black_box(response);
         }

@@ -72,10 +72,11 @@
 //! call is then an error the breaker counts. A call whose future is dropped
 //! from outside (an outer timeout, a client gone) counts for nothing, and a
 //! probe that never ends holds its slot: without an inner timeout, a hanging
-//! dependency neither opens the breaker nor lets it close. The layer
-//! decides in `poll_ready`: a call it sheds is ready at once, without
-//! waiting for the inner service (an open breaker in front of a full buffer
-//! fails fast); a call it admits waits for the inner service's readiness.
+//! dependency neither opens the breaker nor lets it close. A call the
+//! breaker would shed is ready at once, without waiting for the inner
+//! service (an open breaker in front of a full buffer fails fast); other
+//! calls wait for the inner service's readiness, holding nothing of the
+//! breaker's. Each call is admitted, or shed and counted, when it is made.
 //! Breakers sharing a name (or folded into `__other__` past the name
 //! bound) add their calls, and show no state (two states are not one).
 //!

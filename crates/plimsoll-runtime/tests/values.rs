@@ -193,7 +193,8 @@ fn unstable_builds_read_blocking_threads_yields_and_poll_times() {
         value(s, "tokio_blocking_threads") == 2.0
             && value(s, "tokio_idle_blocking_threads") == 0.0
             && value(s, "tokio_blocking_queue_depth") == 1.0
-            && polls >= 4.0
+            && value(s, "tokio_budget_forced_yields_total") >= 7.0
+            && polls >= 5.0
             && value(s, "tokio_poll_time_seconds_count") == polls
     });
     assert_eq!(value(&s, "tokio_blocking_threads"), 2.0);

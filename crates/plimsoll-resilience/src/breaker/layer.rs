@@ -150,70 +150,53 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
             inner,
             core: self.core.clone(),
             classify: self.classify.clone(),
-            admission: None,
+            shed: false,
         }
     }
 }
 
 /// A service behind a circuit breaker.
 ///
-/// The breaker decides in `poll_ready`: a call it sheds is ready at once,
+/// In `poll_ready`, a call the breaker would shed is ready at once,
 /// without waiting for the inner service (an open breaker in front of a
-/// full buffer still fails fast); a call it admits waits for the inner
-/// service's readiness.
+/// full buffer still fails fast); other calls wait for the inner service's
+/// readiness. The call is admitted (or shed, and counted) in `call`, as the
+/// breaker is then.
 #[derive(Debug)]
 pub struct CircuitBreakerService<S, C> {
     inner: S,
     core: Arc<Core>,
     classify: C,
-    /// The breaker's decision for the next call, taken in `poll_ready`.
-    admission: Option<Result<Permit, BreakerOpen>>,
+    /// `poll_ready` found the breaker shedding and did not make the inner
+    /// service ready: the next call is shed.
+    shed: bool,
 }
 
 impl<S: Clone, C: Clone> Clone for CircuitBreakerService<S, C> {
-    /// A clone has its own readiness: no decision yet.
+    /// A clone has its own readiness.
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             core: self.core.clone(),
             classify: self.classify.clone(),
-            admission: None,
+            shed: false,
         }
     }
 }
 
 impl<S, C> CircuitBreakerService<S, C> {
-    /// Decides the next call: shed, it is ready at once (the inner service
-    /// is not called, so its readiness does not matter); admitted, it is
-    /// ready when the inner service is.
+    /// Ready at once when the breaker would shed the call (the inner
+    /// service will not be called, so its readiness does not matter);
+    /// otherwise when the inner service is.
     fn poll_admission<Req>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>>
     where
         S: Service<Req>,
     {
-        let core = &self.core;
-        if self
-            .admission
-            .get_or_insert_with(|| core.acquire())
-            .is_err()
-        {
+        self.shed = self.core.would_shed();
+        if self.shed {
             return Poll::Ready(Ok(()));
         }
-        let ready = self.inner.poll_ready(cx);
-        if let Poll::Ready(Err(_)) = &ready
-            && let Some(Ok(permit)) = self.admission.take()
-        {
-            self.core.release(permit);
-        }
-        ready
-    }
-}
-
-impl<S, C> Drop for CircuitBreakerService<S, C> {
-    /// A probe admitted for a call never made frees its slot.
-    fn drop(&mut self) {
-        if let Some(Ok(permit)) = self.admission.take() {
-            self.core.release(permit);
-        }
+        self.inner.poll_ready(cx)
     }
 }
 
@@ -231,9 +214,12 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        // Decided in `poll_ready` (or now, for a caller that did not ask).
-        let admission = self.admission.take();
-        match admission.unwrap_or_else(|| self.core.acquire()) {
+        let admission = if std::mem::take(&mut self.shed) {
+            Err(self.core.shed_now())
+        } else {
+            self.core.acquire()
+        };
+        match admission {
             Ok(permit) => {
                 let span = self.core.open_span();
                 let service = &mut self.inner;

@@ -313,6 +313,38 @@ impl Core {
         self.end_span(&span, Some("rejected"));
     }
 
+    /// Whether [`acquire`](Self::acquire) would shed a call now, without
+    /// taking anything, counting anything or moving the state.
+    pub(crate) fn would_shed(&self) -> bool {
+        match self.forced.load(Relaxed) {
+            FORCED_NONE => {}
+            FORCED_OPEN => return true,
+            _ => return false,
+        }
+        let (state, generation) = self.load();
+        match state {
+            BreakerState::Closed => false,
+            BreakerState::Open => {
+                self.open_generation.load(Acquire) != generation
+                    || self.now_nanos() < self.open_until.load(Relaxed)
+            }
+            BreakerState::HalfOpen => self.probes.load(Acquire) >= i64::from(self.config.probes),
+        }
+    }
+
+    /// Sheds a call that its service's `poll_ready` found shed (without
+    /// making the inner service ready): counted now, as the breaker is
+    /// now, even if it let calls through again meanwhile.
+    pub(crate) fn shed_now(&self) -> BreakerOpen {
+        match self.acquire() {
+            Err(open) => open,
+            Ok(permit) => {
+                self.release(permit);
+                self.rejected(self.state(), Duration::ZERO)
+            }
+        }
+    }
+
     /// Admits a call, or sheds it.
     pub(crate) fn acquire(&self) -> Result<Permit, BreakerOpen> {
         loop {
