@@ -188,7 +188,7 @@ impl<S, C> CircuitBreakerService<S, C> {
     /// Ready at once when the breaker would shed the call (the inner
     /// service will not be called, so its readiness does not matter);
     /// otherwise when the inner service is.
-    fn poll_admission<Req>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>>
+    fn poll_ready_or_shed<Req>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>>
     where
         S: Service<Req>,
     {
@@ -210,7 +210,7 @@ where
     type Future = ResponseFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.poll_admission(cx).map_err(BreakerError::Inner)
+        self.poll_ready_or_shed(cx).map_err(BreakerError::Inner)
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
@@ -358,7 +358,7 @@ where
     type Future = Answer503Future<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_admission(cx)
+        self.inner.poll_ready_or_shed(cx)
     }
 
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
