@@ -330,6 +330,11 @@ async fn an_http_server_answers_503_with_retry_after_rounded_up() {
         svc.clone().oneshot(get("/fine")).await.unwrap().status(),
         200
     );
+    // The longest wait there is rounds up without overflowing.
+    assert_eq!(
+        plimsoll_resilience::retry_after_secs(Duration::MAX),
+        u64::MAX
+    );
 }
 
 #[test]
@@ -525,7 +530,21 @@ async fn an_open_breaker_fails_fast_in_front_of_a_service_that_is_not_ready() {
     breaker.force_open();
     let shed = tokio::time::timeout(wait, stuck.clone().oneshot(ok())).await;
     assert!(matches!(shed, Ok(Err(BreakerError::Open(_)))), "{shed:?}");
+    assert_eq!(calls(&t.scrape(), "rejected"), 1.0);
+    // Found ready while shedding, then dropped: no call, no rejection.
+    let mut unused = stuck.clone();
+    unused.ready().await.unwrap();
+    drop(unused);
+    assert_eq!(calls(&t.scrape(), "rejected"), 1.0);
+    // Found ready while shedding, called after the breaker let calls
+    // through again: still shed, as its inner service was never made
+    // ready (the inner service is not called).
+    let mut found = stuck.clone();
+    found.ready().await.unwrap();
     breaker.release();
+    let shed = found.call(ok()).await;
+    assert!(matches!(shed, Err(BreakerError::Open(_))), "{shed:?}");
+    assert_eq!(calls(&t.scrape(), "rejected"), 2.0);
 
     // A call found ready while closed is judged when it is made: the
     // breaker opened since, so it is shed.
@@ -538,18 +557,36 @@ async fn an_open_breaker_fails_fast_in_front_of_a_service_that_is_not_ready() {
     breaker.release();
 
     // Half-open: services waiting for their inner service's readiness hold
-    // no probe slot; a call made is the probe.
+    // no probe slot; calls made are the probes.
     for call in [fail(), fail(), fail(), fail()] {
         let _ = working.clone().oneshot(call).await;
     }
     assert_eq!(breaker.state(), BreakerState::Open);
+    // Opened by its failures (not forced): shed at once too.
+    let shed = tokio::time::timeout(wait, stuck.clone().oneshot(ok())).await;
+    assert!(matches!(shed, Ok(Err(BreakerError::Open(_)))), "{shed:?}");
     tokio::time::advance(Duration::from_secs(10)).await;
     let (mut a, mut b) = (stuck.clone(), stuck.clone());
     for waiting in [&mut a, &mut b] {
         assert!(tokio::time::timeout(wait, waiting.ready()).await.is_err());
     }
-    assert!(working.clone().oneshot(ok()).await.is_ok());
+    let (first_tx, first) = held();
+    let (second_tx, second) = held();
+    let first = tokio::spawn(working.clone().oneshot(first));
+    let second = tokio::spawn(working.clone().oneshot(second));
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
     assert_eq!(breaker.state(), BreakerState::HalfOpen);
+    // Both probe slots taken by calls made: shed at once.
+    let shed = tokio::time::timeout(wait, stuck.clone().oneshot(ok())).await;
+    assert!(
+        matches!(&shed, Ok(Err(BreakerError::Open(o))) if o.state == BreakerState::HalfOpen),
+        "{shed:?}"
+    );
+    first_tx.send(true).unwrap();
+    second_tx.send(true).unwrap();
+    assert!(first.await.unwrap().is_ok() && second.await.unwrap().is_ok());
+    assert_eq!(breaker.state(), BreakerState::Closed);
     assert_eq!(stuck_calls.load(Ordering::SeqCst), 0);
 }
 

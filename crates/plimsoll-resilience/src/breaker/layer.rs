@@ -13,7 +13,7 @@ use plimsoll_core::classify::{ErrorType, GrpcCode, GrpcFailures, Outcome, Status
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{BreakerOpen, CircuitBreaker, Core, Permit};
+use super::{BreakerOpen, BreakerState, CircuitBreaker, Core, Permit};
 
 /// Decides which results of the inner service are failures.
 pub trait ClassifyFailure<Res, E>: Clone + Send + Sync + 'static {
@@ -150,7 +150,7 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
             inner,
             core: self.core.clone(),
             classify: self.classify.clone(),
-            shed: false,
+            shed: None,
         }
     }
 }
@@ -167,9 +167,9 @@ pub struct CircuitBreakerService<S, C> {
     inner: S,
     core: Arc<Core>,
     classify: C,
-    /// `poll_ready` found the breaker shedding and did not make the inner
-    /// service ready: the next call is shed.
-    shed: bool,
+    /// The state in which `poll_ready` found the breaker shedding (it did
+    /// not make the inner service ready): the next call is shed.
+    shed: Option<BreakerState>,
 }
 
 impl<S: Clone, C: Clone> Clone for CircuitBreakerService<S, C> {
@@ -179,7 +179,7 @@ impl<S: Clone, C: Clone> Clone for CircuitBreakerService<S, C> {
             inner: self.inner.clone(),
             core: self.core.clone(),
             classify: self.classify.clone(),
-            shed: false,
+            shed: None,
         }
     }
 }
@@ -193,7 +193,7 @@ impl<S, C> CircuitBreakerService<S, C> {
         S: Service<Req>,
     {
         self.shed = self.core.would_shed();
-        if self.shed {
+        if self.shed.is_some() {
             return Poll::Ready(Ok(()));
         }
         self.inner.poll_ready(cx)
@@ -214,10 +214,9 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let admission = if std::mem::take(&mut self.shed) {
-            Err(self.core.shed_now())
-        } else {
-            self.core.acquire()
+        let admission = match self.shed.take() {
+            Some(state) => Err(self.core.shed_now(state)),
+            None => self.core.acquire(),
         };
         match admission {
             Ok(permit) => {
@@ -321,7 +320,9 @@ where
 
 /// `Retry-After` for a wait: whole seconds, rounded up, at least 1.
 pub fn retry_after_secs(wait: Duration) -> u64 {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = wait
+        .as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0));
     secs.max(1)
 }
 

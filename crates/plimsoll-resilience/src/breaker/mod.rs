@@ -156,8 +156,8 @@ pub(crate) struct Core {
     /// Openings since it was last closed (for the backoff).
     openings: AtomicU32,
     consecutive: AtomicU32,
-    /// Probes in flight while half-open (signed: a slot given back after a
-    /// reset reads as a moment below zero, never as a wrapped huge count).
+    /// Probes in flight while half-open (freed never below zero: a slot
+    /// given back after its period's reset frees nothing).
     probes: AtomicI64,
     probe_successes: AtomicU32,
     window: Window,
@@ -313,36 +313,55 @@ impl Core {
         self.end_span(&span, Some("rejected"));
     }
 
-    /// Whether [`acquire`](Self::acquire) would shed a call now, without
-    /// taking anything, counting anything or moving the state.
-    pub(crate) fn would_shed(&self) -> bool {
+    /// The state in which [`acquire`](Self::acquire) would shed a call
+    /// now, if it would: found without taking, counting or moving anything.
+    pub(crate) fn would_shed(&self) -> Option<BreakerState> {
         match self.forced.load(Relaxed) {
             FORCED_NONE => {}
-            FORCED_OPEN => return true,
-            _ => return false,
+            FORCED_OPEN => return Some(BreakerState::Open),
+            _ => return None,
         }
         let (state, generation) = self.load();
-        match state {
+        let sheds = match state {
             BreakerState::Closed => false,
             BreakerState::Open => {
                 self.open_generation.load(Acquire) != generation
                     || self.now_nanos() < self.open_until.load(Relaxed)
             }
             BreakerState::HalfOpen => self.probes.load(Acquire) >= i64::from(self.config.probes),
-        }
+        };
+        sheds.then_some(state)
     }
 
-    /// Sheds a call that its service's `poll_ready` found shed (without
-    /// making the inner service ready): counted now, as the breaker is
-    /// now, even if it let calls through again meanwhile.
-    pub(crate) fn shed_now(&self) -> BreakerOpen {
-        match self.acquire() {
-            Err(open) => open,
-            Ok(permit) => {
-                self.release(permit);
-                self.rejected(self.state(), Duration::ZERO)
+    /// Sheds a call that its service's `poll_ready` found shed in `found`
+    /// (without making the inner service ready): counted now, with the
+    /// state and wait the breaker gives now (`found` and no wait if it let
+    /// calls through since). Takes no probe slot and moves no state.
+    pub(crate) fn shed_now(&self, found: BreakerState) -> BreakerOpen {
+        let (state, retry_in) = match (self.forced.load(Relaxed), self.load()) {
+            (FORCED_OPEN, _) => (BreakerState::Open, self.config.open_for),
+            (_, (BreakerState::Open, generation))
+                if self.open_generation.load(Acquire) != generation =>
+            {
+                (BreakerState::Open, self.config.open_for)
             }
-        }
+            (_, (BreakerState::Open, _)) => {
+                let until = self.open_until.load(Relaxed);
+                let wait = Duration::from_nanos(until.saturating_sub(self.now_nanos()));
+                (BreakerState::Open, wait)
+            }
+            (_, (BreakerState::HalfOpen, _)) => (BreakerState::HalfOpen, Duration::ZERO),
+            _ => (found, Duration::ZERO),
+        };
+        self.rejected(state, retry_in)
+    }
+
+    /// Frees a probe slot, never below zero (a slot given back after its
+    /// period's reset has nothing to free).
+    fn free_probe(&self) {
+        let _ = self
+            .probes
+            .fetch_update(AcqRel, Acquire, |taken| (taken > 0).then(|| taken - 1));
     }
 
     /// Admits a call, or sheds it.
@@ -376,13 +395,13 @@ impl Core {
                     let taken = self.probes.fetch_add(1, AcqRel);
                     if self.load().1 != generation {
                         // It moved on while the slot was taken: give it back, look again.
-                        self.probes.fetch_sub(1, AcqRel);
+                        self.free_probe();
                         continue;
                     }
                     if taken < i64::from(self.config.probes) {
                         return Ok(Permit::Probe(generation));
                     }
-                    self.probes.fetch_sub(1, AcqRel);
+                    self.free_probe();
                     return Err(self.rejected(BreakerState::HalfOpen, Duration::ZERO));
                 }
             }
@@ -435,7 +454,7 @@ impl Core {
                 if given != generation {
                     return; // its period ended; the slots were reset
                 }
-                self.probes.fetch_sub(1, AcqRel);
+                self.free_probe();
                 if self.forced.load(Relaxed) != FORCED_NONE {
                     return;
                 }
@@ -457,7 +476,7 @@ impl Core {
         if let Permit::Probe(given) = permit
             && given == self.load().1
         {
-            self.probes.fetch_sub(1, AcqRel);
+            self.free_probe();
         }
     }
 
