@@ -72,8 +72,8 @@ mod tasks;
 pub use tasks::{Monitored, TaskMonitor, TaskMonitors};
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use plimsoll_core::family::FamilyDecl;
 use plimsoll_core::{RegisterError, Telemetry, Tenant};
 use tokio::runtime::Handle;
 
@@ -89,28 +89,25 @@ pub fn register(telemetry: &Telemetry, handle: &Handle) -> Result<(), RegisterEr
             worker: i.to_string().into(),
         })
         .collect();
-    single(telemetry, &families::WORKERS, handle, |m| {
-        m.num_workers() as f64
-    })?;
-    single(telemetry, &families::ALIVE_TASKS, handle, |m| {
-        m.num_alive_tasks() as f64
-    })?;
-    single(telemetry, &families::GLOBAL_QUEUE_DEPTH, handle, |m| {
-        m.global_queue_depth() as f64
-    })?;
-    per_worker(
+    declare(
         telemetry,
-        &families::WORKER_BUSY,
         handle,
         &workers,
-        |m, w| m.worker_total_busy_duration(w).as_secs_f64(),
-    )?;
-    per_worker(
-        telemetry,
-        &families::WORKER_PARKS,
-        handle,
-        &workers,
-        |m, w| m.worker_park_count(w) as f64,
+        &[
+            (&families::WORKERS, |m| m.num_workers() as f64),
+            (&families::ALIVE_TASKS, |m| m.num_alive_tasks() as f64),
+            (&families::GLOBAL_QUEUE_DEPTH, |m| {
+                m.global_queue_depth() as f64
+            }),
+        ],
+        &[
+            (&families::WORKER_BUSY, |m, w| {
+                m.worker_total_busy_duration(w).as_secs_f64()
+            }),
+            (&families::WORKER_PARKS, |m, w| {
+                m.worker_park_count(w) as f64
+            }),
+        ],
     )?;
     #[cfg(tokio_unstable)]
     unstable::register(telemetry, handle, &workers)?;
@@ -119,10 +116,32 @@ pub fn register(telemetry: &Telemetry, handle: &Handle) -> Result<(), RegisterEr
 
 type Metrics = tokio::runtime::RuntimeMetrics;
 
+/// A family with one `__system__` series, and how to read it.
+type Single = (&'static FamilyDecl, fn(&Metrics) -> f64);
+/// A family with one series per worker, and how to read a worker's.
+type PerWorker = (&'static FamilyDecl, fn(&Metrics, usize) -> f64);
+
+/// Declares each of `singles` and `per_worker`, read at scrape time.
+fn declare(
+    telemetry: &Telemetry,
+    handle: &Handle,
+    workers: &Arc<[WorkerLabels]>,
+    singles: &[Single],
+    per_worker: &[PerWorker],
+) -> Result<(), RegisterError> {
+    for &(family, read) in singles {
+        single(telemetry, family, handle, read)?;
+    }
+    for &(family, read) in per_worker {
+        self::per_worker(telemetry, family, handle, workers, read)?;
+    }
+    Ok(())
+}
+
 /// A family with one `__system__` series, read by `read`.
 fn single(
     telemetry: &Telemetry,
-    family: &plimsoll_core::family::FamilyDecl,
+    family: &FamilyDecl,
     handle: &Handle,
     read: fn(&Metrics) -> f64,
 ) -> Result<(), RegisterError> {
@@ -135,7 +154,7 @@ fn single(
 /// A family with one series per worker, read by `read`.
 fn per_worker(
     telemetry: &Telemetry,
-    family: &plimsoll_core::family::FamilyDecl,
+    family: &FamilyDecl,
     handle: &Handle,
     workers: &Arc<[WorkerLabels]>,
     read: fn(&Metrics, usize) -> f64,
@@ -149,38 +168,5 @@ fn per_worker(
     })
 }
 
-/// A histogram kept by tokio in its own buckets, as upper bounds in
-/// seconds (the last bucket is open: `+Inf`) and the midpoint of each
-/// bucket (to estimate the sum; the open bucket counts at its start).
-#[cfg_attr(not(tokio_unstable), allow(dead_code))]
-fn tokio_buckets(ranges: impl Iterator<Item = std::ops::Range<Duration>>) -> (Vec<f64>, Vec<f64>) {
-    let ranges: Vec<_> = ranges.collect();
-    let last = ranges.len().saturating_sub(1);
-    let bounds = ranges[..last].iter().map(|r| r.end.as_secs_f64()).collect();
-    let mids = ranges
-        .iter()
-        .enumerate()
-        .map(|(i, r)| match i == last {
-            true => r.start.as_secs_f64(),
-            false => (r.start.as_secs_f64() + r.end.as_secs_f64()) / 2.0,
-        })
-        .collect();
-    (bounds, mids)
-}
-
 #[cfg(tokio_unstable)]
 mod unstable;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokio_buckets_become_upper_bounds_and_midpoints() {
-        let ms = Duration::from_millis;
-        let (bounds, mids) =
-            tokio_buckets([ms(0)..ms(1), ms(1)..ms(2), ms(2)..Duration::MAX].into_iter());
-        assert_eq!(bounds, [0.001, 0.002]);
-        assert_eq!(mids, [0.0005, 0.0015, 0.002]);
-    }
-}

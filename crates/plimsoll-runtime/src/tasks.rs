@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
+use futures_util::task::AtomicWaker;
 use pin_project_lite::pin_project;
 use plimsoll_core::clock::Stamp;
 use plimsoll_core::family::FamilyDecl;
@@ -51,12 +52,11 @@ impl TaskMonitors {
     /// Registers the task families on `telemetry` (once per telemetry).
     pub fn new(telemetry: &Telemetry) -> Result<Self, RegisterError> {
         let watched: Arc<Watched> = Arc::default();
+        // The telemetry keeps the names watched, so that monitors (and
+        // their futures) outlive this value and stay counted.
         let read = |value: fn(&Counts) -> f64| {
-            let watched = Arc::downgrade(&watched);
+            let watched = watched.clone();
             move |out: &mut plimsoll_core::ScrapeWriter<'_, TaskLabels>| {
-                let Some(watched) = watched.upgrade() else {
-                    return;
-                };
                 let watched = watched.lock().unwrap_or_else(|e| e.into_inner());
                 for (task, counts) in watched.iter() {
                     let labels = TaskLabels { task: task.clone() };
@@ -128,25 +128,7 @@ struct Wakes {
     /// running, not waiting).
     woken_at: AtomicU64,
     /// The waker of the last poll (none once the future is done).
-    waker: Mutex<Option<Waker>>,
-}
-
-impl Wakes {
-    /// Keeps `waker` (once per task, as a task's waker stays the same);
-    /// `None` lets go of it.
-    fn keep(&self, waker: Option<&Waker>) {
-        let old = {
-            let mut kept = self.waker.lock().unwrap_or_else(|e| e.into_inner());
-            if let (Some(kept), Some(waker)) = (&*kept, waker)
-                && kept.will_wake(waker)
-            {
-                return;
-            }
-            std::mem::replace(&mut *kept, waker.cloned())
-        };
-        // Dropped outside the lock: a waker's drop may run other code.
-        drop(old);
-    }
+    waker: AtomicWaker,
 }
 
 impl Wake for Wakes {
@@ -159,10 +141,7 @@ impl Wake for Wakes {
         let _ = self
             .woken_at
             .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
-        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.waker.wake();
     }
 }
 
@@ -201,7 +180,7 @@ impl<F: Future> Future for Monitored<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        this.wakes.keep(Some(cx.waker()));
+        this.wakes.waker.register(cx.waker());
         let woken_at = this.wakes.woken_at.swap(0, Ordering::Relaxed);
         let start = Stamp::now();
         let poll = this.future.poll(&mut Context::from_waker(this.waker));
@@ -225,7 +204,7 @@ impl<F: Future> Future for Monitored<F> {
         }
         if poll.is_ready() {
             this.alive.end();
-            this.wakes.keep(None);
+            drop(this.wakes.waker.take());
         }
         poll
     }

@@ -131,3 +131,41 @@ fn task_names_are_bounded() {
         Some(2.0)
     );
 }
+
+#[test]
+fn monitors_stay_counted_when_their_task_monitors_is_dropped() {
+    let t = telemetry();
+    let consumer = TaskMonitors::new(&t).unwrap().monitor("consumer");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(consumer.instrument(async {}));
+    assert_eq!(of_consumer(&t, "tokio_task_polls_total"), Some(1.0));
+}
+
+#[test]
+fn a_finished_future_lets_go_of_its_task_s_waker() {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Task;
+    impl Wake for Task {
+        fn wake(self: Arc<Self>) {}
+    }
+    let task = Arc::new(Task);
+    let waker = Waker::from(task.clone());
+    let mut cx = Context::from_waker(&waker);
+    let t = telemetry();
+    let monitor = TaskMonitors::new(&t).unwrap().monitor("consumer");
+    let mut polled = false;
+    let mut future = std::pin::pin!(monitor.instrument(std::future::poll_fn(move |_| {
+        match std::mem::replace(&mut polled, true) {
+            false => Poll::Pending,
+            true => Poll::Ready(()),
+        }
+    })));
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+    // This test's, the waker's, and the one the monitor keeps to pass wakes on.
+    assert_eq!(Arc::strong_count(&task), 3);
+    assert!(future.as_mut().poll(&mut cx).is_ready());
+    assert_eq!(Arc::strong_count(&task), 2);
+}
