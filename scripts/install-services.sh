@@ -31,7 +31,7 @@ if ! python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
 fi
 
 # Kubernetes' schemas, offline, for deploy/kubernetes.
-if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
+if [ "$(python3 -m kubernetes_validate --version 2>/dev/null)" != 1.37.0 ]; then
   echo "install-services: pip install kubernetes-validate"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore kubernetes-validate==1.37.0
 fi

@@ -661,3 +661,31 @@ fn series_keys_read_back_their_tenant_and_labels_and_stay_in_their_family() {
             .contains("trace_id=\"00000000000000000000000000000007\"")
     );
 }
+
+#[test]
+fn dynamic_labels_with_a_missing_value_are_not_the_overflow_series() {
+    use plimsoll::DynLabels;
+    let t = quiet().build().unwrap();
+    let c = t
+        .counter_dyn(
+            MetricOpts::new("calls", "Calls.").with_max_series(2),
+            &["status", "request"],
+        )
+        .unwrap();
+    let acme = t.tenant("acme");
+    // `request` missing (empty), `status` past a bound: not all `__other__`.
+    c.inc_by(&acme, &DynLabels::new(["__other__"]), 1);
+    c.inc_by(&acme, &DynLabels::new(["__other__", ""]), 1);
+    // Both past their bounds: the overflow series, as is a key past the
+    // series bound.
+    c.inc_by(&acme, &DynLabels::new(["__other__", "__other__"]), 10);
+    c.inc_by(&acme, &DynLabels::new(["200", "r1"]), 100);
+    let text = t.encode(Format::Prometheus);
+    for line in [
+        r#"calls_total{tenant_id="acme",status="__other__",request=""} 2"#,
+        r#"calls_total{tenant_id="acme",status="__other__",request="__other__"} 110"#,
+    ] {
+        assert!(text.contains(&format!("{line}\n")), "{line}\n{text}");
+    }
+    assert_eq!(text.matches("calls_total{").count(), 2, "{text}");
+}

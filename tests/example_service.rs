@@ -34,14 +34,7 @@ async fn example_serves_its_api_and_a_valid_metrics_endpoint() {
     let (addr, server) = example::serve_loopback(&t, db, None).await;
 
     let body = r#"{"item":"tea","quantity":2}"#;
-    let created = request(
-        addr,
-        &format!(
-            "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: acme\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    )
-    .await;
+    let created = request(addr, &post_order("x-tenant-id: acme\r\n", body)).await;
     assert!(created.starts_with("HTTP/1.1 201"), "{created}");
     let listed = request(addr, &get("/api/v1/orders", "x-tenant-id: acme\r\n")).await;
     for _ in 0..2 {
@@ -181,10 +174,13 @@ async fn a_burst_from_one_tenant_is_limited_while_the_others_are_served() {
     server.abort();
 }
 
-fn post_order(tenant: &str) -> String {
-    let body = r#"{"item":"tea","quantity":1}"#;
+/// One tea: an order's body.
+const TEA: &str = r#"{"item":"tea","quantity":1}"#;
+
+/// `POST /api/v1/orders` with `extra` headers (each ending in CRLF) and `body`.
+fn post_order(extra: &str, body: &str) -> String {
     format!(
-        "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: {tenant}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{extra}content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
 }
@@ -198,12 +194,12 @@ async fn an_open_payments_breaker_sheds_orders_with_503_and_shows_in_metrics() {
     let app = example::app_with(&t, db, None).await.unwrap();
     let breaker = app.payments_breaker.clone();
     let (addr, server) = example::serve(app.router).await;
-    let placed = request(addr, &post_order("acme")).await;
+    let placed = request(addr, &post_order("x-tenant-id: acme\r\n", TEA)).await;
     assert!(placed.starts_with("HTTP/1.1 201"), "{placed}");
 
     // The provider is known to be down: an operator opens the breaker.
     breaker.force_open();
-    let shed = request(addr, &post_order("acme")).await;
+    let shed = request(addr, &post_order("x-tenant-id: acme\r\n", TEA)).await;
     assert!(shed.starts_with("HTTP/1.1 503"), "{shed}");
     assert!(shed.contains("retry-after: 10\r\n"), "{shed}");
     assert!(
@@ -226,7 +222,7 @@ async fn an_open_payments_breaker_sheds_orders_with_503_and_shows_in_metrics() {
 
     // Back: closed again, orders are placed.
     breaker.force_closed();
-    let placed = request(addr, &post_order("acme")).await;
+    let placed = request(addr, &post_order("x-tenant-id: acme\r\n", TEA)).await;
     assert!(placed.starts_with("HTTP/1.1 201"), "{placed}");
     let text = request(addr, &get("/metrics", "")).await;
     let closed = r#"circuit_breaker_state{tenant_id="__system__",service="payments"} 0"#;
@@ -243,14 +239,7 @@ async fn with_a_database_url_the_orders_live_in_postgres() {
     let db = example::open_orders(&t, &pg.url()).await.unwrap();
     let (addr, server) = example::serve_loopback(&t, db.clone(), None).await;
     let body = r#"{"item":"cake","quantity":3}"#;
-    let created = request(
-        addr,
-        &format!(
-            "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: globex\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    )
-    .await;
+    let created = request(addr, &post_order("x-tenant-id: globex\r\n", body)).await;
     assert!(created.starts_with("HTTP/1.1 201"), "{created}");
     let order = request(addr, &get("/api/v1/orders/1", "x-tenant-id: globex\r\n")).await;
     assert!(order.contains(r#""item":"cake","quantity":3"#), "{order}");
@@ -284,11 +273,7 @@ async fn with_redis_a_retried_order_is_refused_and_its_commands_are_timed() {
         .await
         .unwrap();
     let (addr, server) = example::serve_loopback(&t, db, Some(conn)).await;
-    let body = r#"{"item":"tea","quantity":1}"#;
-    let post = format!(
-        "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: acme\r\nidempotency-key: k-1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let post = post_order("x-tenant-id: acme\r\nidempotency-key: k-1\r\n", TEA);
     let first = request(addr, &post).await;
     let second = request(addr, &post).await;
     assert!(first.starts_with("HTTP/1.1 201"), "{first}");
@@ -335,10 +320,7 @@ async fn with_a_collector_its_work_is_traced_under_each_request() {
     let body = r#"{"item":"tea","quantity":1}"#;
     let created = request(
         addr,
-        &format!(
-            "POST /api/v1/orders HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-tenant-id: acme\r\nidempotency-key: k-9\r\ntraceparent: 00-{CREATE}-1111111111111111-01\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        ),
+        &post_order(&format!("x-tenant-id: acme\r\nidempotency-key: k-9\r\ntraceparent: 00-{CREATE}-1111111111111111-01\r\n"), body),
     )
     .await;
     assert!(created.starts_with("HTTP/1.1 201"), "{created}");

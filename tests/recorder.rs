@@ -344,3 +344,26 @@ fn install_makes_it_the_process_recorder_once() {
         "a global metrics recorder is installed already"
     );
 }
+
+#[test]
+fn absolute_from_two_recorders_and_many_threads_raises_once() {
+    let t = telemetry();
+    let (first, second) = (
+        Recorder::builder(&t).build().unwrap(),
+        Recorder::builder(&t).build().unwrap(),
+    );
+    std::thread::scope(|s| {
+        for thread in 0..4u64 {
+            let recorder = if thread % 2 == 0 { &first } else { &second };
+            s.spawn(move || {
+                metrics::with_local_recorder(recorder, || {
+                    for level in 1..=1_000 {
+                        metrics::counter!("bytes_sent").absolute(level * 10 + thread);
+                    }
+                })
+            });
+        }
+    });
+    // The highest level any thread set, never a sum of two reads.
+    assert_eq!(t.scrape().value("bytes_sent_total", &[]), Some(10_003.0));
+}

@@ -80,23 +80,14 @@ fn place_order(port: u16, tenant: &str) -> Option<u16> {
     answer.get(9..12)?.parse().ok()
 }
 
-/// The body of `GET path` (HTTP/1.0: no chunks to undo).
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nhost: x\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    Some(answer.split_once("\r\n\r\n")?.1.to_string())
-}
-
 /// The trace id of the first exemplar Prometheus holds for the request
 /// durations (the walk-through's query in docs/deployment.md).
 fn first_exemplar(prometheus: u16) -> Option<String> {
-    let body = http_get(
+    let body = support::http_get(
         prometheus,
         "/api/v1/query_exemplars?query=http_request_duration_seconds_bucket",
-    )?;
+    )
+    .ok()?;
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     let id = v["data"][0]["exemplars"][0]["labels"]["trace_id"].as_str()?;
     Some(id.to_string())

@@ -324,7 +324,7 @@ impl<'a> LabelValues<'a> {
 /// guards): such a set is written exactly like a tenant's overflow series,
 /// and the two are written as one. A set with no labels is not. Writes
 /// nothing, allocates nothing.
-pub(crate) fn all_other<L: LabelSet>(labels: &L) -> bool {
+pub(crate) fn all_other<L: LabelSet>(labels: &L, names: usize) -> bool {
     let mut values = LabelValues {
         out: None,
         names: L::NAMES,
@@ -332,9 +332,9 @@ pub(crate) fn all_other<L: LabelSet>(labels: &L) -> bool {
         all_other: true,
     };
     labels.write_values(&mut values);
-    // A dynamic set's names are the family's: its values are what it has.
-    let complete = L::DYNAMIC || values.written == L::NAMES.len();
-    values.all_other && values.written > 0 && complete
+    // Every one of the family's `names` (a dynamic set may have fewer
+    // values than names: the rest are empty, not `__other__`).
+    values.all_other && values.written > 0 && values.written == names
 }
 
 /// Implements [`LabelSet`] for a struct whose fields implement [`LabelValue`];

@@ -220,7 +220,7 @@ impl<L: LabelSet> ScrapeWriter<'_, L> {
         let label = tenant.label.clone();
         // Labels all `__other__` are written like the overflow series: they
         // are summed into it (one series, never two with the same labels).
-        if crate::labels::all_other(labels) {
+        if crate::labels::all_other(labels, self.family.label_names.len()) {
             self.fold(label, value);
             return;
         }

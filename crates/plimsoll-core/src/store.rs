@@ -119,11 +119,14 @@ pub(crate) struct Store<L, C> {
     /// Entries with `folded` set.
     folded: AtomicUsize,
     max_series: usize,
+    /// The number of the family's label names.
+    label_names: usize,
 }
 
 impl<L: LabelSet, C> Store<L, C> {
-    pub(crate) fn new(max_series: usize) -> Self {
+    pub(crate) fn new(max_series: usize, label_names: usize) -> Self {
         Self {
+            label_names,
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             entries: boxcar::Vec::new(),
             hasher: foldhash::fast::RandomState::default(),
@@ -260,7 +263,9 @@ impl<L: LabelSet, C> Store<L, C> {
             return None;
         }
         let labels = labels.map(Q::to_labels);
-        let folded = labels.as_ref().is_some_and(crate::labels::all_other);
+        let folded = labels
+            .as_ref()
+            .is_some_and(|l| crate::labels::all_other(l, self.label_names));
         if folded {
             self.folded.fetch_add(1, Ordering::Relaxed);
         }
@@ -350,7 +355,7 @@ mod tests {
 
     #[test]
     fn finds_what_it_created() {
-        let store: Store<L, ()> = Store::new(1000);
+        let store: Store<L, ()> = Store::new(1000, 1);
         let mut indexes = Vec::new();
         for v in 0..500 {
             indexes.push(store.get_or_create(&tenant("t"), &L { v }, || ()).0);
@@ -367,7 +372,7 @@ mod tests {
 
     #[test]
     fn bound_sends_new_keys_to_one_overflow_series_per_tenant() {
-        let store: Store<L, ()> = Store::new(3);
+        let store: Store<L, ()> = Store::new(3, 1);
         for v in 0..3 {
             assert!(!store.get_or_create(&tenant("a"), &L { v }, || ()).1);
         }
@@ -386,7 +391,7 @@ mod tests {
 
     #[test]
     fn concurrent_creation_respects_the_bound() {
-        let store: Arc<Store<L, ()>> = Arc::new(Store::new(1000));
+        let store: Arc<Store<L, ()>> = Arc::new(Store::new(1000, 1));
         std::thread::scope(|s| {
             for t in 0..4 {
                 let store = store.clone();

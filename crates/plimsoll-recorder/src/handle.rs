@@ -1,7 +1,7 @@
 //! The handle of one key of the facade: its family, its label values,
 //! and the series each tenant records into.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use metrics::{CounterFn, GaugeFn, HistogramFn};
 use plimsoll_core::scope::with_current;
@@ -58,8 +58,6 @@ pub(crate) struct Handle<F> {
     folded: Box<[LabelGuard]>,
     telemetry: Telemetry,
     slots: Box<[OnceLock<Chunk>]>,
-    /// Makes a counter's `absolute` (read, then add) one step.
-    absolute: Mutex<()>,
 }
 
 /// The series keys of `CHUNK` tenants.
@@ -79,7 +77,6 @@ impl<F: Keyed> Handle<F> {
             folded,
             telemetry: telemetry.clone(),
             slots: (0..chunks).map(|_| OnceLock::new()).collect(),
-            absolute: Mutex::new(()),
         }
     }
 
@@ -114,26 +111,19 @@ impl CounterFn for CounterHandle {
         self.with_series(|counter, key| counter.inc_at(key, value));
     }
 
-    /// Raises the series to `value`. A key past a bound shares an
-    /// `__other__` series with others: a level cannot be set there, so
-    /// nothing is recorded, and the use is counted as overflow.
+    /// Raises the series to `value` (never lowers it). A key past a
+    /// bound shares an `__other__` series with others: a level cannot be
+    /// set there, so nothing is recorded, and the use is counted as
+    /// overflow.
     fn absolute(&self, value: u64) {
         if !self.folded.is_empty() {
             self.folded.iter().for_each(LabelGuard::count_overflow);
             return;
         }
-        let _one_step = self.absolute.lock().unwrap_or_else(|e| e.into_inner());
-        with_tenant(|tenant| {
-            let key = self.family.key(tenant, &self.labels);
-            if key.is_overflow_series() {
-                // Adds nothing; counts the overflow.
-                self.family.inc_at(&key, 0);
-                return;
-            }
-            let now = self.family.get(tenant, &self.labels);
-            if value > now {
-                self.family.inc_at(&key, value - now);
-            }
+        self.with_series(|counter, key| match key.is_overflow_series() {
+            // Adds nothing; counts the overflow.
+            true => counter.inc_at(key, 0),
+            false => counter.raise_at(key, value),
         });
     }
 }

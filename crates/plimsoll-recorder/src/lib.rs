@@ -386,12 +386,16 @@ impl Inner {
     /// (counted) when refused.
     fn metric(&self, key: &Key, kind: Kind) -> Option<Arc<Metric>> {
         let name = names::metric(key.name());
-        let known = self
-            .metrics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&name)
-            .cloned();
+        let known = {
+            let metrics = self.metrics.read().unwrap_or_else(|e| e.into_inner());
+            match metrics.get(&name) {
+                Some(known) => Some(known.clone()),
+                // Past the bound, a name never seen is refused without
+                // taking the write lock.
+                None if metrics.len() >= self.max_metrics => Some(Known::Refused("metrics_bound")),
+                None => None,
+            }
+        };
         let known = match known {
             Some(known) => known,
             None => match self.register_metric(&name, key, kind) {
@@ -512,11 +516,12 @@ impl Inner {
         }
         let metric = self.metric(key, kind)?;
         let (labels, folded) = metric.values(key.name(), key);
-        let kept = folded.is_empty();
+        // A key with a value past its label's bound keeps no handle (the
+        // handles kept are for keys of their own), nor does one past the
+        // metric's share: neither takes the map's lock.
+        let kept = folded.is_empty() && metric.kept.load(Ordering::Relaxed) < self.max_series;
         let handle = Arc::new(make(&metric, labels, folded)?);
         if !kept {
-            // A key with a value past its label's bound keeps no handle:
-            // the handles kept are for keys of their own.
             return Some((handle, false));
         }
         match handles.entry(key.clone()) {

@@ -288,6 +288,17 @@ fn a_tenant_of_another_telemetry_is_the_tenant_of_the_same_id() {
     assert_eq!(limiter.quota_of(&acme), per_second(1));
     assert!(limiter.check(&foreign).allowed);
     assert!(!limiter.check(&acme).allowed, "one state, its quota of 1");
+    assert!(!limiter.check(&foreign).allowed);
+    // Both refusals are the tenant's, whichever telemetry's tenant asked.
+    let s = t.scrape();
+    assert_eq!(
+        s.sum("rate_limit_hits_total", &[("tenant_id", "acme")]),
+        2.0
+    );
+    assert_eq!(
+        s.sum("rate_limit_hits_total", &[("tenant_id", "__unknown__")]),
+        0.0
+    );
     limiter.remove_override(&foreign);
     assert_eq!(limiter.quota_of(&acme), per_second(2));
     limiter.set_override(t.tenant("globex"), "big", per_second(9));

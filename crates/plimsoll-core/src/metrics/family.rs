@@ -51,7 +51,7 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
         debug_assert!(L::DYNAMIC || label_names.len() == L::NAMES.len());
         Self {
             id: NEXT_FAMILY_ID.fetch_add(1, Ordering::Relaxed),
-            store: Store::new(max_series),
+            store: Store::new(max_series, label_names.len()),
             meta,
             label_names,
             shape,
@@ -220,7 +220,7 @@ impl<L: LabelSet, C: Cell> Family<L, C> {
                 }
                 Some(Read::One(&entry.cell))
             }
-            None if crate::labels::all_other(&labels.to_labels()) => {
+            None if crate::labels::all_other(&labels.to_labels(), self.label_names.len()) => {
                 overflow().map(|other| Read::One(&self.entry(other).cell))
             }
             None => None,

@@ -122,6 +122,16 @@ impl<L: LabelSet> Counter<L> {
         }
     }
 
+    /// Raises the series of `key` to `value` if it is below (a counter
+    /// mirrored from a total kept elsewhere: it never goes down). One
+    /// atomic step, whoever else raises or adds to it meanwhile.
+    #[inline]
+    pub fn raise_at(&self, key: &SeriesKey, value: u64) {
+        if let Some(cell) = self.family.record_at(key) {
+            cell.0.fetch_max(value, Ordering::Relaxed);
+        }
+    }
+
     /// Calls `f` with every series and its value.
     pub fn for_each(&self, mut f: impl FnMut(SeriesRef<'_, L>, u64)) {
         self.family

@@ -320,10 +320,13 @@ where
 
 /// `Retry-After` for a wait: whole seconds, rounded up, at least 1.
 pub fn retry_after_secs(wait: Duration) -> u64 {
-    let secs = wait
-        .as_secs()
-        .saturating_add(u64::from(wait.subsec_nanos() > 0));
-    secs.max(1)
+    ceil_secs(wait).max(1)
+}
+
+/// `wait` in whole seconds, rounded up.
+pub(crate) fn ceil_secs(wait: Duration) -> u64 {
+    wait.as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0))
 }
 
 /// A [`CircuitBreakerLayer`] that answers shed HTTP requests with 503.

@@ -12,7 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Decision, LimitKey, RateLimiter};
-use crate::breaker::layer::retry_after_secs;
+use crate::breaker::layer::{ceil_secs, retry_after_secs};
 
 /// The tenant of a request: the `Tenant` extension the service's auth
 /// set, else the request scope's (the RED layer's resolution), else
@@ -121,8 +121,10 @@ fn set_headers(headers: &mut http::HeaderMap, decision: &Decision) {
     headers.insert(RATELIMIT_LIMIT, HeaderValue::from(decision.limit));
     headers.insert(RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
     // Whole seconds, rounded up (0 only when the burst is already full).
-    let reset = decision.reset.as_secs() + u64::from(decision.reset.subsec_nanos() > 0);
-    headers.insert(RATELIMIT_RESET, HeaderValue::from(reset));
+    headers.insert(
+        RATELIMIT_RESET,
+        HeaderValue::from(ceil_secs(decision.reset)),
+    );
 }
 
 fn refused<B: Default>(refusal: Refusal, decision: &Decision) -> http::Response<B> {

@@ -416,7 +416,11 @@ impl RateLimiter {
                 quota: tier.quota,
             }),
             Err(not_until) => {
-                self.inner.metrics.hit(tenant, &self.inner.name, &tier.name);
+                // A tenant of another telemetry counts as the tenant of its id.
+                let tenant = self.local(tenant);
+                self.inner
+                    .metrics
+                    .hit(&tenant, &self.inner.name, &tier.name);
                 let wait = not_until.wait_time_from(tier.limiter.clock().now());
                 let limit = tier.quota.burst_size().get();
                 Err(Decision {

@@ -10,6 +10,9 @@ use governor::middleware::StateInformationMiddleware;
 use super::store::{Clock, Probe, Store, Where};
 use super::{LimitKey, Quota};
 
+/// Looked up on every request once an override exists: a fast hash.
+type Hasher = foldhash::fast::RandomState;
+
 type Keyed = governor::RateLimiter<Probe, Store, Clock, StateInformationMiddleware>;
 
 /// One quota and the state of the keys under it.
@@ -74,17 +77,17 @@ impl Tier {
 pub(super) struct Tiers {
     pub(super) default: Arc<Tier>,
     /// By key, as set.
-    pub(super) overrides: HashMap<LimitKey, Arc<Tier>>,
+    pub(super) overrides: HashMap<LimitKey, Arc<Tier>, Hasher>,
     /// The overrides of the telemetry's tenants again, by tenant slot.
-    by_slot: HashMap<usize, Arc<Tier>>,
+    by_slot: HashMap<usize, Arc<Tier>, Hasher>,
 }
 
 impl Tiers {
     pub(super) fn new(default: Arc<Tier>) -> Self {
         Self {
             default,
-            overrides: HashMap::new(),
-            by_slot: HashMap::new(),
+            overrides: HashMap::default(),
+            by_slot: HashMap::default(),
         }
     }
 
