@@ -160,16 +160,17 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
 /// In `poll_ready`, a call the breaker would shed is ready at once,
 /// without waiting for the inner service (an open breaker in front of a
 /// full buffer still fails fast); other calls wait for the inner service's
-/// readiness. The call is admitted (or shed, and counted) in `call`, as the
-/// breaker is then.
+/// readiness. A call found so is shed, and counted, when made; any other
+/// is admitted (or shed) in `call`, as the breaker is then.
 #[derive(Debug)]
 pub struct CircuitBreakerService<S, C> {
     inner: S,
     core: Arc<Core>,
     classify: C,
-    /// The state in which `poll_ready` found the breaker shedding (it did
-    /// not make the inner service ready): the next call is shed.
-    shed: Option<BreakerState>,
+    /// The state and wait with which `poll_ready` found the breaker
+    /// shedding (it did not make the inner service ready): the next call
+    /// is shed so, and counted when made.
+    shed: Option<(BreakerState, Duration)>,
 }
 
 impl<S: Clone, C: Clone> Clone for CircuitBreakerService<S, C> {
@@ -192,7 +193,7 @@ impl<S, C> CircuitBreakerService<S, C> {
     where
         S: Service<Req>,
     {
-        self.shed = self.core.would_shed();
+        self.shed = self.core.shedding();
         if self.shed.is_some() {
             return Poll::Ready(Ok(()));
         }
@@ -215,7 +216,7 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let admission = match self.shed.take() {
-            Some(state) => Err(self.core.shed_now(state)),
+            Some((state, wait)) => Err(self.core.rejected(state, wait)),
             None => self.core.acquire(),
         };
         match admission {
@@ -236,12 +237,9 @@ where
                     },
                 }
             }
-            Err(open) => {
-                self.core.shed_span();
-                ResponseFuture {
-                    state: State::Shed { open: Some(open) },
-                }
-            }
+            Err(open) => ResponseFuture {
+                state: State::Shed { open: Some(open) },
+            },
         }
     }
 }

@@ -269,8 +269,12 @@ impl Core {
         self.open_generation.store(generation, Release);
     }
 
-    fn rejected(&self, state: BreakerState, retry_in: Duration) -> BreakerOpen {
+    /// Counts a shed call (and gives it a span, opened and ended at once,
+    /// as rejected).
+    pub(crate) fn rejected(&self, state: BreakerState, retry_in: Duration) -> BreakerOpen {
         self.counts.rejected.fetch_add(1, Relaxed);
+        let span = self.open_span();
+        self.end_span(&span, Some("rejected"));
         BreakerOpen {
             service: self.service.clone(),
             state,
@@ -307,53 +311,33 @@ impl Core {
         }
     }
 
-    /// A shed call's span: opened and ended at once, as rejected.
-    pub(crate) fn shed_span(&self) {
-        let span = self.open_span();
-        self.end_span(&span, Some("rejected"));
-    }
-
-    /// The state in which [`acquire`](Self::acquire) would shed a call
-    /// now, if it would: found without taking, counting or moving anything.
-    pub(crate) fn would_shed(&self) -> Option<BreakerState> {
+    /// The state and wait with which [`acquire`](Self::acquire) would
+    /// shed a call now, if it would: found without taking, counting or
+    /// moving anything.
+    pub(crate) fn shedding(&self) -> Option<(BreakerState, Duration)> {
         match self.forced.load(Relaxed) {
             FORCED_NONE => {}
-            FORCED_OPEN => return Some(BreakerState::Open),
+            FORCED_OPEN => return Some((BreakerState::Open, self.config.open_for)),
             _ => return None,
         }
         let (state, generation) = self.load();
-        let sheds = match state {
-            BreakerState::Closed => false,
-            BreakerState::Open => {
-                self.open_generation.load(Acquire) != generation
-                    || self.now_nanos() < self.open_until.load(Relaxed)
-            }
-            BreakerState::HalfOpen => self.probes.load(Acquire) >= i64::from(self.config.probes),
-        };
-        sheds.then_some(state)
+        match state {
+            BreakerState::Closed => None,
+            BreakerState::Open => self.open_wait(generation).map(|w| (state, w)),
+            BreakerState::HalfOpen => (self.probes.load(Acquire) >= i64::from(self.config.probes))
+                .then_some((state, Duration::ZERO)),
+        }
     }
 
-    /// Sheds a call that its service's `poll_ready` found shed in `found`
-    /// (without making the inner service ready): counted now, with the
-    /// state and wait the breaker gives now (`found` and no wait if it let
-    /// calls through since). Takes no probe slot and moves no state.
-    pub(crate) fn shed_now(&self, found: BreakerState) -> BreakerOpen {
-        let (state, retry_in) = match (self.forced.load(Relaxed), self.load()) {
-            (FORCED_OPEN, _) => (BreakerState::Open, self.config.open_for),
-            (_, (BreakerState::Open, generation))
-                if self.open_generation.load(Acquire) != generation =>
-            {
-                (BreakerState::Open, self.config.open_for)
-            }
-            (_, (BreakerState::Open, _)) => {
-                let until = self.open_until.load(Relaxed);
-                let wait = Duration::from_nanos(until.saturating_sub(self.now_nanos()));
-                (BreakerState::Open, wait)
-            }
-            (_, (BreakerState::HalfOpen, _)) => (BreakerState::HalfOpen, Duration::ZERO),
-            _ => (found, Duration::ZERO),
-        };
-        self.rejected(state, retry_in)
+    /// While open in `generation`: the wait before it probes, or `None`
+    /// once it may.
+    fn open_wait(&self, generation: u64) -> Option<Duration> {
+        if self.open_generation.load(Acquire) != generation {
+            // Opened a moment ago; its deadline is being set.
+            return Some(self.config.open_for);
+        }
+        let (now, until) = (self.now_nanos(), self.open_until.load(Relaxed));
+        (now < until).then(|| Duration::from_nanos(until - now))
     }
 
     /// Frees a probe slot, never below zero (a slot given back after its
@@ -378,15 +362,8 @@ impl Core {
             match state {
                 BreakerState::Closed => return Ok(Permit::Closed(generation)),
                 BreakerState::Open => {
-                    if self.open_generation.load(Acquire) != generation {
-                        // Opened a moment ago; its deadline is being set.
-                        return Err(self.rejected(BreakerState::Open, self.config.open_for));
-                    }
-                    let now = self.now_nanos();
-                    let until = self.open_until.load(Relaxed);
-                    if now < until {
-                        let retry_in = Duration::from_nanos(until - now);
-                        return Err(self.rejected(BreakerState::Open, retry_in));
+                    if let Some(wait) = self.open_wait(generation) {
+                        return Err(self.rejected(state, wait));
                     }
                     self.transition(BreakerState::Open, BreakerState::HalfOpen);
                     // Half-open now (by this call or another): take a probe slot.
@@ -557,7 +534,7 @@ impl CircuitBreaker {
     /// does not make (a hand-written client): then report how it went with
     /// [`CallPermit::done`].
     pub fn try_call(&self) -> Result<CallPermit, BreakerOpen> {
-        let permit = self.core.acquire().inspect_err(|_| self.core.shed_span())?;
+        let permit = self.core.acquire()?;
         Ok(CallPermit {
             core: self.core.clone(),
             permit: Some(permit),
