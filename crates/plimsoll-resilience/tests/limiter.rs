@@ -407,3 +407,24 @@ fn a_limiter_plimsoll_does_not_run_reports_the_same_series() {
         Some(7.0)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_tenant_moved_to_another_tier_reports_that_tier_s_quota_alone() {
+    let (t, limiter) = setup();
+    let acme = t.tenant("acme");
+    // Spent on the default quota of 2…
+    assert!(limiter.check(&acme).allowed && limiter.check(&acme).allowed);
+    assert!(!limiter.check(&acme).allowed);
+    // …then moved: its state in the old tier is no longer its quota.
+    limiter.set_override(&acme, "bulk", per_second(5));
+    assert!(limiter.check(&acme).allowed);
+    let s = t.scrape();
+    assert_eq!(
+        s.value(
+            "api_quota_remaining",
+            &[("tenant_id", "acme"), ("quota_type", "api")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(s.series_count("api_quota_remaining"), 1);
+}
